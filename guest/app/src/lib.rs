@@ -1,0 +1,98 @@
+//! The example Switchyard site: the pages a new user sees first.
+//!
+//! `/`, `/a` and `/b` (each greets the `name` query parameter), a dynamic
+//! `/posts/[id]`, a JSON `/api/hello`, a page that fails (`/boom`), and the
+//! app's own `/404` and `/_error` pages. Every HTML page goes through an
+//! askama template, which escapes what it prints.
+
+use askama::Template;
+use serde::Serialize;
+use switchyard_guest::{App, Pages, Request, Response, Result};
+
+struct Site;
+
+impl App for Site {
+    fn pages() -> Pages {
+        Pages::new()
+            .page("/", index)
+            .page("/a", |req| named("a", req))
+            .page("/b", |req| named("b", req))
+            .page("/posts/[id]", post)
+            .page("/api/hello", hello)
+            .page("/boom", boom)
+            .page("/404", not_found)
+            .page("/_error", error)
+    }
+}
+
+switchyard_guest::export!(Site);
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct Index {
+    page_count: usize,
+    patterns: Vec<String>,
+}
+
+fn index(_req: &Request) -> Result<Response> {
+    let patterns = Site::pages().patterns();
+    let page = Index { page_count: patterns.len(), patterns };
+    Ok(Response::html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "named.html")]
+struct Named<'a> {
+    title: &'a str,
+    name: &'a str,
+}
+
+fn named(title: &str, req: &Request) -> Result<Response> {
+    let name = req.query("name").unwrap_or("stranger");
+    Ok(Response::html(Named { title, name }.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "post.html")]
+struct Post<'a> {
+    id: &'a str,
+}
+
+fn post(req: &Request) -> Result<Response> {
+    let id = req.query("id").unwrap_or_default();
+    Ok(Response::html(Post { id }.render()?))
+}
+
+#[derive(Serialize)]
+struct Hello<'a> {
+    name: &'a str,
+    method: &'a str,
+}
+
+fn hello(req: &Request) -> Result<Response> {
+    Response::json(&Hello { name: "John Doe", method: req.method() })
+}
+
+fn boom(_req: &Request) -> Result<Response> {
+    switchyard_guest::bail!("boom: this page always fails")
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFound<'a> {
+    path: &'a str,
+}
+
+fn not_found(req: &Request) -> Result<Response> {
+    Ok(Response::html(NotFound { path: req.path() }.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    error: Option<&'a str>,
+}
+
+fn error(req: &Request) -> Result<Response> {
+    Ok(Response::html(ErrorPage { error: req.error() }.render()?))
+}

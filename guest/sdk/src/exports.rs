@@ -1,0 +1,46 @@
+//! The component's exports, implemented once for any [`App`].
+
+use crate::bindings::exports::switchyard::server::renderer;
+use crate::bindings::exports::wasi::http::incoming_handler;
+use crate::bindings::switchyard::server::types::{Page, RenderError, RequestInfo};
+use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+use crate::pages::Mode;
+use crate::{App, Request, Response};
+use std::marker::PhantomData;
+
+/// The type [`export!`](crate::export) exports for an app `A`.
+pub struct Exports<A>(PhantomData<A>);
+
+impl<A: App> incoming_handler::Guest for Exports<A> {
+    fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+        let response = match crate::http::read_request(incoming) {
+            Ok(request) => {
+                let if_none_match = request.header("if-none-match").map(str::to_string);
+                A::pages()
+                    .respond(request, Mode::from_env())
+                    .finish(if_none_match.as_deref())
+            }
+            Err(error) => Response::text(format!("bad request: {error}"))
+                .with_status(400)
+                .finish(None),
+        };
+        crate::http::write_response(out, response);
+    }
+}
+
+impl<A: App> renderer::Guest for Exports<A> {
+    fn render(page: String, query: Vec<(String, String)>, info: RequestInfo) -> Result<Page, RenderError> {
+        let mut request = Request::from(info);
+        request.query = query;
+        let if_none_match = request.header("if-none-match").map(str::to_string);
+        match A::pages().render(&page, &request, Mode::from_env()) {
+            None => Err(RenderError::NotFound),
+            Some(Ok(response)) => Ok(response.finish(if_none_match.as_deref()).into()),
+            Some(Err(error)) => Err(RenderError::Failed(format!("{error:#}"))),
+        }
+    }
+
+    fn pages() -> Vec<String> {
+        A::pages().patterns()
+    }
+}

@@ -1,0 +1,144 @@
+//! Responses: HTML, JSON, text and redirects, with the headers Next.js sends.
+
+use crate::bindings::switchyard::server::types::Page;
+use serde::Serialize;
+
+/// What a server-rendered page sends: `Cache-Control` of a Next.js SSR page.
+const SSR_CACHE_CONTROL: &str = "private, no-cache, no-store, max-age=0, must-revalidate";
+
+/// A response a page returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status`, `content-type` and `body`.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// A 200 HTML page, with the `Cache-Control` of a server-rendered page.
+    pub fn html(body: impl Into<String>) -> Self {
+        Self::new(200, "text/html; charset=utf-8", body.into())
+            .with_header("cache-control", SSR_CACHE_CONTROL)
+    }
+
+    /// A 200 JSON response (`application/json; charset=utf-8`).
+    pub fn json(value: &impl Serialize) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            200,
+            "application/json; charset=utf-8",
+            serde_json::to_vec(value)?,
+        ))
+    }
+
+    /// A 200 plain-text response.
+    pub fn text(body: impl Into<String>) -> Self {
+        Self::new(200, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// A redirect to `location` (308 when `permanent`, else 307).
+    pub fn redirect(location: &str, permanent: bool) -> Self {
+        let status = if permanent { 308 } else { 307 };
+        Self::new(status, "text/plain; charset=utf-8", location)
+            .with_header("location", location)
+            .with_header("refresh", &format!("0;url={location}"))
+    }
+
+    /// The same response with another status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The same response with header `name` set to `value` (replacing it).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        let name = name.to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.to_string()));
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Complete the headers for the wire: a strong `ETag` on a 200, then
+    /// `304 Not Modified` when `if_none_match` has it, and `content-length`.
+    pub(crate) fn finish(mut self, if_none_match: Option<&str>) -> Self {
+        if self.status == 200 && self.header("etag").is_none() {
+            let etag = format!("\"{:x}-{:x}\"", fnv1a(&self.body), self.body.len());
+            if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
+                self.status = 304;
+                self.body.clear();
+            }
+            self = self.with_header("etag", &etag);
+        }
+        if self.status == 304 {
+            self.headers.retain(|(n, _)| n != "content-length");
+            return self;
+        }
+        let length = self.body.len().to_string();
+        self.with_header("content-length", &length)
+    }
+}
+
+impl From<Response> for Page {
+    fn from(response: Response) -> Self {
+        Page {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+}
+
+/// The 64-bit FNV-1a hash: a cheap, stable content hash for `ETag`s.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_adds_length_and_etag() {
+        let response = Response::html("hi").finish(None);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-length"), Some("2"));
+        assert!(response.header("etag").unwrap().starts_with('"'));
+    }
+
+    #[test]
+    fn matching_etag_gives_304_without_body() {
+        let etag = Response::html("hi").finish(None).header("etag").unwrap().to_string();
+        let response = Response::html("hi").finish(Some(&format!("\"x\", {etag}")));
+        assert_eq!(response.status, 304);
+        assert!(response.body.is_empty());
+        assert_eq!(response.header("content-length"), None);
+    }
+
+    #[test]
+    fn errors_get_no_etag() {
+        let response = Response::text("nope").with_status(404).finish(None);
+        assert_eq!(response.header("etag"), None);
+        assert_eq!(response.header("content-length"), Some("4"));
+    }
+}
