@@ -36,7 +36,10 @@ struct Index {
 
 fn index(_req: &Request) -> Result<Response> {
     let patterns = Site::pages().patterns();
-    let page = Index { page_count: patterns.len(), patterns };
+    let page = Index {
+        page_count: patterns.len(),
+        patterns,
+    };
     Ok(Response::html(page.render()?))
 }
 
@@ -70,7 +73,10 @@ struct Hello<'a> {
 }
 
 fn hello(req: &Request) -> Result<Response> {
-    Response::json(&Hello { name: "John Doe", method: req.method() })
+    Response::json(&Hello {
+        name: "John Doe",
+        method: req.method(),
+    })
 }
 
 fn boom(_req: &Request) -> Result<Response> {

@@ -29,7 +29,11 @@ impl<A: App> incoming_handler::Guest for Exports<A> {
 }
 
 impl<A: App> renderer::Guest for Exports<A> {
-    fn render(page: String, query: Vec<(String, String)>, info: RequestInfo) -> Result<Page, RenderError> {
+    fn render(
+        page: String,
+        query: Vec<(String, String)>,
+        info: RequestInfo,
+    ) -> Result<Page, RenderError> {
         let mut request = Request::from(info);
         request.query = query;
         let if_none_match = request.header("if-none-match").map(str::to_string);

@@ -12,13 +12,20 @@ const WRITE_CHUNK: usize = 4096;
 /// Read `incoming` (body included) into a [`Request`]. The path is left raw
 /// (percent-encoded) for routing; the query is parsed.
 pub(crate) fn read_request(incoming: IncomingRequest) -> anyhow::Result<Request> {
-    let target = incoming.path_with_query().unwrap_or_else(|| "/".to_string());
+    let target = incoming
+        .path_with_query()
+        .unwrap_or_else(|| "/".to_string());
     let (path, raw_query) = crate::query::split_target(&target);
     let headers = incoming
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
         .collect();
     let mut request = Request {
         method: method_name(&incoming.method()),
@@ -45,7 +52,10 @@ fn read_body(incoming: &IncomingRequest) -> anyhow::Result<Vec<u8>> {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(error)) => {
-                anyhow::bail!("failed to read the request body: {}", error.to_debug_string())
+                anyhow::bail!(
+                    "failed to read the request body: {}",
+                    error.to_debug_string()
+                )
             }
         }
     }

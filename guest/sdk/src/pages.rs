@@ -68,11 +68,17 @@ impl Pages {
 
     /// The page patterns, in the order they were added.
     pub fn patterns(&self) -> Vec<String> {
-        self.pages.iter().map(|(pattern, _)| pattern.clone()).collect()
+        self.pages
+            .iter()
+            .map(|(pattern, _)| pattern.clone())
+            .collect()
     }
 
     fn get(&self, pattern: &str) -> Option<PageFn> {
-        self.pages.iter().find(|(p, _)| p == pattern).map(|(_, page)| *page)
+        self.pages
+            .iter()
+            .find(|(p, _)| p == pattern)
+            .map(|(_, page)| *page)
     }
 
     /// The default handler: route `request` by path, as Next.js does.
@@ -106,7 +112,12 @@ impl Pages {
 
     /// The renderer: render the page named `pattern` with the request's query.
     /// `None` when there is no such page.
-    pub(crate) fn render(&self, pattern: &str, request: &Request, mode: Mode) -> Option<anyhow::Result<Response>> {
+    pub(crate) fn render(
+        &self,
+        pattern: &str,
+        request: &Request,
+        mode: Mode,
+    ) -> Option<anyhow::Result<Response>> {
         let page = self.get(pattern)?;
         Some(self.call(page, request, mode))
     }
@@ -148,13 +159,15 @@ fn fallback_error(request: &Request, error: &anyhow::Error) -> Response {
 fn to_matchit(pattern: &str) -> String {
     pattern
         .split('/')
-        .map(|segment| match segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            Some(name) => match name.strip_prefix("...") {
-                Some(rest) => format!("{{*{rest}}}"),
-                None => format!("{{{name}}}"),
+        .map(
+            |segment| match segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                Some(name) => match name.strip_prefix("...") {
+                    Some(rest) => format!("{{*{rest}}}"),
+                    None => format!("{{{name}}}"),
+                },
+                None => segment.replace('{', "{{").replace('}', "}}"),
             },
-            None => segment.replace('{', "{{").replace('}', "}}"),
-        })
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -165,7 +178,11 @@ fn params(pattern: &str, found: &matchit::Params<'_, '_>) -> Vec<(String, String
     let mut params = Vec::new();
     for (name, value) in found.iter() {
         let catch_all = pattern.contains(&format!("[...{name}]"));
-        let segments: Vec<&str> = if catch_all { value.split('/').collect() } else { vec![value] };
+        let segments: Vec<&str> = if catch_all {
+            value.split('/').collect()
+        } else {
+            vec![value]
+        };
         for segment in segments {
             params.push((name.to_string(), crate::decode_path(segment)));
         }
@@ -177,10 +194,15 @@ fn params(pattern: &str, found: &matchit::Params<'_, '_>) -> Vec<(String, String
 mod tests {
     use super::*;
 
-    const MODE: Mode = Mode { file_system_routes: true, dev: false };
+    const MODE: Mode = Mode {
+        file_system_routes: true,
+        dev: false,
+    };
 
     fn echo_id(req: &Request) -> anyhow::Result<Response> {
-        Ok(Response::text(req.query_all("id").collect::<Vec<_>>().join("|")))
+        Ok(Response::text(
+            req.query_all("id").collect::<Vec<_>>().join("|"),
+        ))
     }
 
     fn fails(_: &Request) -> anyhow::Result<Response> {
@@ -225,7 +247,10 @@ mod tests {
     #[test]
     fn unknown_paths_render_the_custom_404() {
         let response = get(&pages(), "/nope");
-        assert_eq!((response.status, response.body.as_slice()), (404, &b"custom 404"[..]));
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (404, &b"custom 404"[..])
+        );
     }
 
     #[test]
@@ -236,10 +261,15 @@ mod tests {
 
     #[test]
     fn error_page_gets_the_error_in_dev_only() {
-        let pages = pages().page("/_error", |req| Ok(Response::text(req.error().unwrap_or("hidden"))));
+        let pages = pages().page("/_error", |req| {
+            Ok(Response::text(req.error().unwrap_or("hidden")))
+        });
         let request = Request::new("GET", "/boom", Vec::new());
         let production = pages.render("/boom", &request, MODE).unwrap().unwrap();
-        assert_eq!((production.status, production.body.as_slice()), (500, &b"hidden"[..]));
+        assert_eq!(
+            (production.status, production.body.as_slice()),
+            (500, &b"hidden"[..])
+        );
         let dev = Mode { dev: true, ..MODE };
         let shown = pages.render("/boom", &request, dev).unwrap().unwrap();
         assert_eq!(shown.body, b"boom");
@@ -255,7 +285,10 @@ mod tests {
 
     #[test]
     fn file_system_routes_off_serves_only_404() {
-        let off = Mode { file_system_routes: false, ..MODE };
+        let off = Mode {
+            file_system_routes: false,
+            ..MODE
+        };
         let response = pages().respond(Request::new("GET", "/", Vec::new()), off);
         assert_eq!(response.status, 404);
     }

@@ -30,13 +30,21 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn query_decodes_like_node() {
-        assert_eq!(parse_query("name=hello%20w%C3%B6rld%26x"), pairs(&[("name", "hello wörld&x")]));
-        assert_eq!(parse_query("a=1+2&a=3&flag"), pairs(&[("a", "1 2"), ("a", "3"), ("flag", "")]));
+        assert_eq!(
+            parse_query("name=hello%20w%C3%B6rld%26x"),
+            pairs(&[("name", "hello wörld&x")])
+        );
+        assert_eq!(
+            parse_query("a=1+2&a=3&flag"),
+            pairs(&[("a", "1 2"), ("a", "3"), ("flag", "")])
+        );
         assert_eq!(parse_query("a=%zz&&b="), pairs(&[("a", "%zz"), ("b", "")]));
         assert!(parse_query("").is_empty());
     }

@@ -128,7 +128,11 @@ mod tests {
 
     #[test]
     fn matching_etag_gives_304_without_body() {
-        let etag = Response::html("hi").finish(None).header("etag").unwrap().to_string();
+        let etag = Response::html("hi")
+            .finish(None)
+            .header("etag")
+            .unwrap()
+            .to_string();
         let response = Response::html("hi").finish(Some(&format!("\"x\", {etag}")));
         assert_eq!(response.status, 304);
         assert!(response.body.is_empty());

@@ -1,0 +1,232 @@
+//! The `next(options)` API: build an [`App`], `prepare` it, then serve it
+//! with its [`request_handler`](App::request_handler) or render pages by
+//! name with [`render`](App::render).
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::error::Error;
+use crate::handler::RequestHandler;
+use crate::prepared::{Prepared, Resolved};
+use crate::routes::Pairs;
+use arc_swap::ArcSwapOption;
+use http::{Request, Response};
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime::Result;
+
+/// A Switchyard app: Next.js's `next({ dev, dir, hostname, port, conf, quiet })`.
+///
+/// Cheap to clone; clones share the prepared app.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) options: Arc<Options>,
+    pub(crate) prepared: Arc<ArcSwapOption<Prepared>>,
+}
+
+/// The options given to the builder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub(crate) dev: bool,
+    pub(crate) dir: PathBuf,
+    pub(crate) hostname: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) conf: Option<Config>,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) quiet: bool,
+    pub(crate) component: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+/// Builds an [`App`]; every option has Next.js's default.
+#[derive(Debug, Clone)]
+pub struct AppBuilder {
+    options: Options,
+}
+
+impl App {
+    /// Start building an app.
+    pub fn builder() -> AppBuilder {
+        AppBuilder {
+            options: Options {
+                dir: PathBuf::from("."),
+                cache_dir: crate::engine::default_cache_dir(),
+                ..Options::default()
+            },
+        }
+    }
+
+    /// `app.prepare()`: load the config, compile (or load the cached) app
+    /// component, link and pre-instantiate it, and check the routes against
+    /// its pages. Every mistake is reported here, before a socket is bound.
+    pub async fn prepare(&self) -> Result<()> {
+        let options = &self.options;
+        let resolved = Resolved::new(
+            &options.dir,
+            options.conf.clone(),
+            options.config_file.clone(),
+            options.component.clone(),
+            options.dev,
+            options.cache_dir.clone(),
+        )?;
+        let prepared = Prepared::new(resolved).await?;
+        self.prepared.store(Some(Arc::new(prepared)));
+        Ok(())
+    }
+
+    /// `app.getRequestHandler()`: the handler for every request, applying the
+    /// config's redirects and routes, then the app's default handler. May be
+    /// taken before `prepare` completes; requests get 500 until it has.
+    pub fn request_handler(&self) -> RequestHandler {
+        RequestHandler::new(self.clone())
+    }
+
+    /// `app.render(req, res, page, query)`: render the page named `page` (a
+    /// pattern such as `/a` or `/posts/[id]`) with `query`, for `req`.
+    ///
+    /// A page that fails renders the app's `/_error` page with 500 and a page
+    /// the app does not have renders its `/404` page with 404: both are
+    /// `Ok`. `Err` is a failure of the guest itself (trap, timeout): turn it
+    /// into a response with [`Error::into_response`] or your own.
+    pub async fn render<B>(
+        &self,
+        req: &Request<B>,
+        page: &str,
+        query: Pairs,
+    ) -> Result<Response<Body>, Error> {
+        let prepared = self.prepared.load_full().ok_or(Error::NotPrepared)?;
+        let info = crate::render::request_info(req, &query);
+        crate::render::render(&prepared, info, page, query).await
+    }
+
+    /// Dev mode: error responses show the error.
+    pub fn is_dev(&self) -> bool {
+        self.options.dev
+    }
+
+    /// Quiet: request errors are not logged.
+    pub fn is_quiet(&self) -> bool {
+        self.options.quiet
+    }
+
+    /// The host name to listen on: the option, else the config's `[server]`.
+    /// `None` before `prepare`.
+    pub fn hostname(&self) -> Option<String> {
+        let prepared = self.prepared.load();
+        let config = &prepared.as_ref()?.resolved.config;
+        Some(
+            self.options
+                .hostname
+                .clone()
+                .unwrap_or_else(|| config.server.hostname.clone()),
+        )
+    }
+
+    /// The port to listen on: the option, else the config's `[server]`.
+    /// `None` before `prepare`.
+    pub fn port(&self) -> Option<u16> {
+        let prepared = self.prepared.load();
+        let config = &prepared.as_ref()?.resolved.config;
+        Some(self.options.port.unwrap_or(config.server.port))
+    }
+
+    /// The app's page patterns, as its renderer lists them (after `prepare`).
+    pub fn pages(&self) -> Vec<String> {
+        self.prepared
+            .load()
+            .as_ref()
+            .map(|p| p.pages.clone())
+            .unwrap_or_default()
+    }
+
+    /// The effective route table as `(pattern, target)` lines (after `prepare`).
+    pub fn routes(&self) -> Vec<(String, String)> {
+        let prepared = self.prepared.load();
+        prepared
+            .as_ref()
+            .map(|p| p.routes.listing().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The app component in use (after `prepare`).
+    pub fn component(&self) -> Option<PathBuf> {
+        self.prepared
+            .load()
+            .as_ref()
+            .map(|p| p.resolved.app.clone())
+    }
+
+    /// The effective configuration (after `prepare`).
+    pub fn config(&self) -> Option<Config> {
+        self.prepared
+            .load()
+            .as_ref()
+            .map(|p| p.resolved.config.clone())
+    }
+}
+
+impl AppBuilder {
+    /// `dev`: error pages show the error, and the app reloads when its
+    /// component changes.
+    pub fn dev(mut self, dev: bool) -> Self {
+        self.options.dev = dev;
+        self
+    }
+
+    /// `dir`: the app's directory, where `switchyard.toml` and
+    /// `build/app.wasm` are looked for. Default `.`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.dir = dir.into();
+        self
+    }
+
+    /// `hostname`: overrides the config's `[server] hostname`.
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.options.hostname = Some(hostname.into());
+        self
+    }
+
+    /// `port`: overrides the config's `[server] port`.
+    pub fn port(mut self, port: u16) -> Self {
+        self.options.port = Some(port);
+        self
+    }
+
+    /// `conf`: the configuration, instead of reading `switchyard.toml`.
+    pub fn conf(mut self, conf: Config) -> Self {
+        self.options.conf = Some(conf);
+        self
+    }
+
+    /// Read the configuration from this file instead of `dir/switchyard.toml`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.config_file = Some(path.into());
+        self
+    }
+
+    /// `quiet`: do not log request errors.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.options.quiet = quiet;
+        self
+    }
+
+    /// The app component, overriding the config's `app`.
+    pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.component = Some(path.into());
+        self
+    }
+
+    /// Where compiled components are cached (default: the user's cache
+    /// directory); `None` compiles at every start.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.options.cache_dir = dir;
+        self
+    }
+
+    /// The app, ready to `prepare`.
+    pub fn build(self) -> App {
+        App {
+            options: Arc::new(self.options),
+            prepared: Arc::new(ArcSwapOption::empty()),
+        }
+    }
+}

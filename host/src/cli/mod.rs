@@ -1,0 +1,72 @@
+//! The `switchyard` subcommands, one file each.
+
+mod check;
+mod routes;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use switchyard::App;
+
+/// Serve server-rendered pages from WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the app (production mode unless `--dev`).
+    Serve(serve::ServeCommand),
+    /// Serve the app in dev mode: error pages show the error.
+    Dev(serve::ServeCommand),
+    /// Check the config and the components without starting a server.
+    Check(check::CheckCommand),
+    /// Print the effective route table.
+    Routes(routes::RoutesCommand),
+}
+
+impl Command {
+    pub(crate) fn execute(self) -> wasmtime::Result<()> {
+        match self {
+            Command::Serve(command) => command.execute(),
+            Command::Dev(command) => command.dev().execute(),
+            Command::Check(command) => command.execute(),
+            Command::Routes(command) => command.execute(),
+        }
+    }
+}
+
+/// What every subcommand needs to find the app.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AppArgs {
+    /// The page app component [default: the config's `app`, else
+    /// `build/app.wasm`].
+    pub(crate) app: Option<PathBuf>,
+    /// The config file [default: `switchyard.toml` if present].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// An app builder with these arguments applied.
+    pub(crate) fn builder(&self) -> switchyard::AppBuilder {
+        let mut builder = App::builder();
+        if let Some(config) = &self.config {
+            builder = builder.config_file(config);
+        }
+        if let Some(app) = &self.app {
+            builder = builder.component(app);
+        }
+        builder
+    }
+}
+
+/// A runtime for one command.
+pub(crate) fn runtime() -> wasmtime::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,40 @@
+//! `switchyard routes`: print the effective route table, in the order a
+//! request meets it: redirects, routes, then the app's own pages.
+
+use super::AppArgs;
+use clap::Args;
+use wasmtime::Result;
+
+#[derive(Debug, Args)]
+pub(crate) struct RoutesCommand {
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+impl RoutesCommand {
+    pub(crate) fn execute(self) -> Result<()> {
+        let app = self.app.builder().build();
+        super::runtime()?.block_on(app.prepare())?;
+        let config = app.config().unwrap_or_default();
+        let mut lines = app.routes();
+        let file_system = if config.use_file_system_public_routes {
+            "app page"
+        } else {
+            "404 (file-system routes off)"
+        };
+        lines.extend(
+            app.pages()
+                .into_iter()
+                .map(|page| (page, file_system.to_string())),
+        );
+        let width = lines
+            .iter()
+            .map(|(pattern, _)| pattern.len())
+            .max()
+            .unwrap_or(0);
+        for (pattern, target) in lines {
+            println!("{pattern:width$}  {target}");
+        }
+        Ok(())
+    }
+}

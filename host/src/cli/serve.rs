@@ -1,0 +1,86 @@
+//! `switchyard serve`: prepare the app, listen, serve until SIGINT/SIGTERM.
+
+use super::AppArgs;
+use clap::Args;
+use std::io::Write;
+use wasmtime::{Result, bail};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeCommand {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Where to listen, `HOST:PORT` [default: the config's `[server]`,
+    /// else `localhost:3000`]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Dev mode: error responses show the error.
+    #[arg(long)]
+    dev: bool,
+    /// Do not log request errors.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl ServeCommand {
+    pub(crate) fn dev(mut self) -> Self {
+        self.dev = true;
+        self
+    }
+
+    pub(crate) fn execute(self) -> Result<()> {
+        super::runtime()?.block_on(self.serve())
+    }
+
+    async fn serve(self) -> Result<()> {
+        let mut builder = self.app.builder().dev(self.dev).quiet(self.quiet);
+        if let Some(listen) = &self.listen {
+            let (hostname, port) = parse_listen(listen)?;
+            builder = builder.hostname(hostname).port(port);
+        }
+        let app = builder.build();
+        let handle = app.request_handler();
+        // Everything is compiled, linked and checked before the socket is bound.
+        app.prepare().await?;
+        let hostname = app.hostname().unwrap_or_default();
+        let listener = switchyard::server::bind(&hostname, app.port().unwrap_or_default()).await?;
+        let port = listener.local_addr()?.port();
+        let shown = if hostname.contains(':') {
+            format!("[{hostname}]")
+        } else {
+            hostname
+        };
+        println!("> Ready on http://{shown}:{port}");
+        std::io::stdout().flush()?;
+        switchyard::server::serve(listener, handle, switchyard::server::shutdown_signal()).await
+    }
+}
+
+/// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
+fn parse_listen(listen: &str) -> Result<(String, u16)> {
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        bail!("invalid `--listen {listen}`: write it as HOST:PORT, like 127.0.0.1:3000");
+    };
+    let Ok(port) = port.parse() else {
+        bail!("invalid `--listen {listen}`: `{port}` is not a port number");
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:0").unwrap(),
+            ("127.0.0.1".into(), 0)
+        );
+        assert_eq!(parse_listen("[::1]:80").unwrap(), ("::1".into(), 80));
+        assert_eq!(parse_listen(":8080").unwrap(), ("0.0.0.0".into(), 8080));
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("localhost:http").is_err());
+    }
+}

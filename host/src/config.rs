@@ -1,0 +1,340 @@
+//! `switchyard.toml`: the app's configuration, Next.js's `next.config.js`.
+//!
+//! ```
+//! let config = switchyard::Config::parse(r#"
+//!     app = "build/app.wasm"
+//!     [[routes]]
+//!     path = "/blog/{slug}"
+//!     page = "/posts/[id]"
+//!     query = { id = "{slug}" }
+//! "#, "switchyard.toml".as_ref()).unwrap();
+//! assert_eq!(config.routes[0].page, "/posts/[id]");
+//! ```
+//!
+//! Every key is checked while parsing (`deny_unknown_fields`, typed sizes and
+//! durations), and every error names the file, the key and the reason.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file name looked for in the app's directory.
+pub const CONFIG_FILE: &str = "switchyard.toml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The page app component, relative to the config file.
+    pub app: Option<PathBuf>,
+    /// `false`: no page is served by its file name; only `[[routes]]` reach pages.
+    #[serde(default = "enabled")]
+    pub use_file_system_public_routes: bool,
+    /// Where the server listens.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Host-side routes to pages, tried in precedence order.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Redirects, answered by the host before any guest runs.
+    #[serde(default)]
+    pub redirects: Vec<RedirectConfig>,
+    /// Per-request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The directory relative paths are resolved against (the file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            app: None,
+            use_file_system_public_routes: true,
+            server: ServerConfig::default(),
+            routes: Vec::new(),
+            redirects: Vec::new(),
+            limits: Limits::default(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// `[server]`: the address to listen on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The host name (or IP address) to listen on.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// The port; 0 picks a free one.
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            hostname: default_hostname(),
+            port: default_port(),
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    "localhost".to_string()
+}
+
+fn default_port() -> u16 {
+    3000
+}
+
+/// `[[routes]]`: render `page` for requests whose path matches `path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `/a` (exact), `/blog/{slug}` (a segment), `/docs/{*rest}` (the rest).
+    pub path: String,
+    /// The page to render, by its pattern in the app (`/a`, `/posts/[id]`).
+    pub page: String,
+    /// Extra query entries; `{param}` in a value is the path parameter.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+/// `[[redirects]]`: answer `source` with a redirect to `destination`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// A path pattern, as for routes.
+    pub source: String,
+    /// Where to send the client; `{param}` is the path parameter.
+    pub destination: String,
+    /// 308 when true, 307 when false.
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// `[limits]`: what one request may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time a guest may run for one request (`"30s"`); past it, 504.
+    #[serde(default = "default_request_timeout", with = "human_duration")]
+    pub request_timeout: Duration,
+    /// Linear memory one instance may use (`"128MiB"`); past it the request fails.
+    #[serde(default = "default_max_memory", with = "human_size")]
+    pub max_memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: default_request_timeout(),
+            max_memory: default_max_memory(),
+        }
+    }
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_memory() -> u64 {
+    128 << 20
+}
+
+mod human_duration {
+    use serde::{Deserialize, Deserializer, de::Error};
+    use std::time::Duration;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let duration = humantime::parse_duration(&text).map_err(|e| {
+            D::Error::custom(format!(
+                "invalid duration \"{text}\": {e} (write it like \"30s\" or \"500ms\")"
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(D::Error::custom("must be longer than zero"));
+        }
+        Ok(duration)
+    }
+}
+
+mod human_size {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        let size: bytesize::ByteSize = text.parse().map_err(|e| {
+            D::Error::custom(format!(
+                "invalid size \"{text}\": {e} (write it like \"128MiB\")"
+            ))
+        })?;
+        if size.as_u64() == 0 {
+            return Err(D::Error::custom("must be larger than zero"));
+        }
+        Ok(size.as_u64())
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key is wrong.
+    #[error("invalid config `{path}`: {key}{reason}{location}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `key `a.b`: ` or empty when the error is in the TOML syntax.
+        key: String,
+        /// What is wrong.
+        reason: String,
+        /// ` (line L, column C)` when known.
+        location: String,
+    },
+}
+
+impl ConfigError {
+    /// An error about `key` of the file at `path`.
+    pub fn invalid(path: &Path, key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.to_path_buf(),
+            key: format!("key `{key}`: "),
+            reason: reason.into(),
+            location: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and check the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check `text`, the contents of the file at `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |key: String, error: &toml::de::Error| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason: error.message().trim_end().to_string(),
+            location: error
+                .span()
+                .map(|span| location(text, span.start))
+                .unwrap_or_default(),
+        };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| invalid(String::new(), &e))?;
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = key_of(&e.path().to_string(), e.inner().message());
+            invalid(key, e.inner())
+        })?;
+        config.base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        crate::routes::RouteTable::from_config(&config, path)?;
+        Ok(config)
+    }
+
+    /// A path from the file, resolved against the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+}
+
+/// `key `a.b`: `, naming the unknown field itself when that is the error.
+fn key_of(path: &str, message: &str) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    let key = match (path, unknown) {
+        (".", Some(field)) => field.to_string(),
+        (_, Some(field)) => format!("{path}.{field}"),
+        (path, None) => path.to_string(),
+    };
+    if key == "." {
+        String::new()
+    } else {
+        format!("key `{key}`: ")
+    }
+}
+
+/// ` (line L, column C)` of byte `offset` in `text`, both counted from 1.
+fn location(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(" (line {line}, column {column})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        Config::parse(text, Path::new("dir/switchyard.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_are_production_ready() {
+        let config = Config::parse("", Path::new("switchyard.toml")).unwrap();
+        assert!(config.use_file_system_public_routes);
+        assert_eq!(
+            (config.server.hostname.as_str(), config.server.port),
+            ("localhost", 3000)
+        );
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.limits.max_memory, 128 << 20);
+    }
+
+    #[test]
+    fn sizes_and_durations_are_human() {
+        let config = Config::parse(
+            "[limits]\nrequest_timeout = \"1500ms\"\nmax_memory = \"64MiB\"\n",
+            Path::new("switchyard.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.limits.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.limits.max_memory, 64 << 20);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_line() {
+        assert_eq!(
+            error("[server]\nport = \"x\"\n"),
+            "invalid config `dir/switchyard.toml`: key `server.port`: invalid type: string \"x\", expected u16 (line 2, column 8)"
+        );
+        assert!(error("[server]\nbogus = 1\n").starts_with(
+            "invalid config `dir/switchyard.toml`: key `server.bogus`: unknown field `bogus`"
+        ));
+    }
+
+    #[test]
+    fn paths_resolve_against_the_file() {
+        let config = Config::parse("app = \"a.wasm\"", Path::new("site/switchyard.toml")).unwrap();
+        assert_eq!(
+            config.resolve(config.app.as_deref().unwrap()),
+            Path::new("site/a.wasm")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Per-request store state: WASI contexts, resource table and limits.
+//!
+//! A guest gets no ambient authority: an empty environment (but for the
+//! `SWITCHYARD_*` settings the host passes on), no preopened directories, no
+//! sockets, and outgoing HTTP requests are refused. Its stderr and stdout go
+//! to the server's.
+
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// What each store is given: decided once, at prepare time.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreSettings {
+    /// Environment variables the guest sees (only these).
+    pub(crate) env: Arc<[(String, String)]>,
+    /// The most linear memory one instance may have, in bytes.
+    pub(crate) max_memory: usize,
+}
+
+/// The `T` of `Store<T>`: one per request.
+pub(crate) struct Host {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    hooks: DenyOutgoing,
+}
+
+impl Host {
+    /// A store for one request, with its limits and an epoch deadline that
+    /// yields to the runtime at every tick (the wall-clock timeout is the
+    /// caller's, so a looping guest never holds a worker thread).
+    pub(crate) fn store(engine: &Engine, settings: &StoreSettings) -> Store<Host> {
+        let wasi = WasiCtx::builder()
+            .envs(&settings.env)
+            .inherit_stdout()
+            .inherit_stderr()
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(settings.max_memory)
+            .trap_on_grow_failure(true)
+            .build();
+        let host = Host {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits,
+            hooks: DenyOutgoing,
+        };
+        let mut store = Store::new(engine, host);
+        store.limiter(|host| &mut host.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// `wasi:http` hooks that refuse every outgoing request: no grant, no network.
+struct DenyOutgoing;
+
+type Sent = (
+    http::Response<HyperOutgoingBody>,
+    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+);
+
+impl WasiHttpHooks for DenyOutgoing {
+    fn send_request(
+        &mut self,
+        _request: http::Request<HyperOutgoingBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Sent, wasmtime_wasi_http::Error>> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}

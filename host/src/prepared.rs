@@ -1,0 +1,175 @@
+//! What `App::prepare` makes: the compiled, linked, pre-instantiated app,
+//! the route table and the per-request settings.
+
+use crate::bindings::AppPre;
+use crate::config::{CONFIG_FILE, Config, ConfigError};
+use crate::engine::{self, EngineSettings};
+use crate::instance::{Host, StoreSettings};
+use crate::routes::RouteTable;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Engine;
+use wasmtime::Result;
+use wasmtime::error::Context;
+
+/// How many requests may be in flight at once (instances in the pool).
+const MAX_INSTANCES: u32 = 1000;
+
+/// Where things are, once the options and the config file are combined.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    /// The effective configuration.
+    pub(crate) config: Config,
+    /// The config file it came from, if any.
+    pub(crate) config_file: Option<PathBuf>,
+    /// The app component.
+    pub(crate) app: PathBuf,
+    /// Dev mode.
+    pub(crate) dev: bool,
+    /// Where compiled components are cached.
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+impl Resolved {
+    /// Combine the options: an explicit `conf` wins over `dir/switchyard.toml`,
+    /// an explicit component over the config's `app`, which defaults to
+    /// `dir/build/app.wasm`.
+    pub(crate) fn new(
+        dir: &Path,
+        conf: Option<Config>,
+        config_file: Option<PathBuf>,
+        component: Option<PathBuf>,
+        dev: bool,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let default_file = dir.join(CONFIG_FILE);
+        let (config, config_file) = match (conf, config_file) {
+            (Some(config), file) => (config, file),
+            (None, Some(file)) => (Config::load(&file)?, Some(file)),
+            (None, None) if default_file.exists() => {
+                (Config::load(&default_file)?, Some(default_file))
+            }
+            (None, None) => (
+                Config {
+                    base_dir: dir.to_path_buf(),
+                    ..Config::default()
+                },
+                None,
+            ),
+        };
+        let app = component
+            .or_else(|| config.app.as_ref().map(|app| config.resolve(app)))
+            .unwrap_or_else(|| dir.join("build").join("app.wasm"));
+        Ok(Self {
+            config,
+            config_file,
+            app,
+            dev,
+            cache_dir,
+        })
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
+    }
+}
+
+/// The prepared app: everything a request needs, shared by all of them.
+pub(crate) struct Prepared {
+    pub(crate) engine: Engine,
+    pub(crate) pre: AppPre<Host>,
+    pub(crate) store: StoreSettings,
+    pub(crate) routes: RouteTable,
+    pub(crate) timeout: Duration,
+    /// The app's page patterns, as its renderer lists them.
+    pub(crate) pages: Vec<String>,
+    pub(crate) resolved: Resolved,
+}
+
+impl Prepared {
+    /// Compile (or load from the cache), link and pre-instantiate the app,
+    /// and check the routes against its pages.
+    pub(crate) async fn new(resolved: Resolved) -> Result<Self> {
+        let config = &resolved.config;
+        let routes = RouteTable::from_config(config, &resolved.config_path())?;
+        let engine = engine::engine(&EngineSettings {
+            max_instances: MAX_INSTANCES,
+            max_memory: config.limits.max_memory,
+        })?;
+        let linker = engine::linker(&engine)?;
+        let component =
+            engine::load_component(&engine, &resolved.app, resolved.cache_dir.as_deref())?;
+        let pre = engine::pre_instantiate_app(&linker, &component, &resolved.app)?;
+        let mut env = Vec::new();
+        if !config.use_file_system_public_routes {
+            env.push((
+                "SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES".to_string(),
+                "false".to_string(),
+            ));
+        }
+        if resolved.dev {
+            env.push(("SWITCHYARD_DEV".to_string(), "1".to_string()));
+        }
+        let store = StoreSettings {
+            env: Arc::from(env),
+            max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
+        };
+        let mut prepared = Self {
+            engine,
+            pre,
+            store,
+            routes,
+            timeout: config.limits.request_timeout,
+            pages: Vec::new(),
+            resolved,
+        };
+        prepared.pages = prepared.list_pages().await?;
+        prepared.check_route_pages()?;
+        Ok(prepared)
+    }
+
+    async fn list_pages(&self) -> Result<Vec<String>> {
+        let app = &self.resolved.app;
+        let mut store = Host::store(&self.engine, &self.store);
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance
+                .switchyard_server_renderer()
+                .call_pages(&mut store)
+                .await
+        };
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .with_context(|| {
+                format!(
+                    "`{}` did not list its pages within {:?}",
+                    app.display(),
+                    self.timeout
+                )
+            })?
+            .with_context(|| format!("`{}` failed to list its pages", app.display()))
+    }
+
+    /// Every `[[routes]]` page must be one of the app's pages.
+    fn check_route_pages(&self) -> Result<(), ConfigError> {
+        let config = &self.resolved.config;
+        for (i, route) in config.routes.iter().enumerate() {
+            if !self.pages.contains(&route.page) {
+                return Err(ConfigError::invalid(
+                    &self.resolved.config_path(),
+                    &format!("routes[{i}].page"),
+                    format!(
+                        "the app `{}` has no page `{}`; its pages are {}",
+                        self.resolved.app.display(),
+                        route.page,
+                        self.pages.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

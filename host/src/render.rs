@@ -1,0 +1,102 @@
+//! `app.render(req, res, page, query)`: call the guest's typed `renderer`
+//! export in a fresh instance and turn the page into a response.
+
+use crate::bindings::{Page, RenderError, RequestInfo};
+use crate::body::{Body, full};
+use crate::error::Error;
+use crate::instance::Host;
+use crate::prepared::Prepared;
+use crate::routes::Pairs;
+use http::{Response, StatusCode, header};
+use wasmtime::error::Context;
+use wasmtime::format_err;
+
+/// The page rendered when the app has no page of the asked name.
+const NOT_FOUND_PAGE: &str = "/404";
+
+/// Render `page` with `query`. A page the app does not have renders the
+/// app's `/404` page with status 404, as in Next.js.
+pub(crate) async fn render(
+    prepared: &Prepared,
+    info: RequestInfo,
+    page: &str,
+    query: Pairs,
+) -> Result<Response<Body>, Error> {
+    match call(prepared, page, &query, &info).await? {
+        Ok(rendered) => to_response(rendered),
+        Err(RenderError::Failed(message)) => {
+            Err(Error::Guest(format_err!("page `{page}` failed: {message}")))
+        }
+        Err(RenderError::NotFound) => {
+            match call(prepared, NOT_FOUND_PAGE, &Vec::new(), &info).await? {
+                Ok(rendered) => to_response(Page {
+                    status: 404,
+                    ..rendered
+                }),
+                Err(_) => Ok(plain_not_found()),
+            }
+        }
+    }
+}
+
+/// One `renderer.render` call in a fresh instance, bounded by the timeout.
+async fn call(
+    prepared: &Prepared,
+    page: &str,
+    query: &Pairs,
+    info: &RequestInfo,
+) -> Result<Result<Page, RenderError>, Error> {
+    let mut store = Host::store(&prepared.engine, &prepared.store);
+    let run = async {
+        let app = prepared.pre.instantiate_async(&mut store).await?;
+        app.switchyard_server_renderer()
+            .call_render(&mut store, page, query, info)
+            .await
+    };
+    match tokio::time::timeout(prepared.timeout, run).await {
+        Ok(result) => Ok(result?),
+        Err(_elapsed) => Err(Error::Timeout(prepared.timeout)),
+    }
+}
+
+fn to_response(page: Page) -> Result<Response<Body>, Error> {
+    let mut response = Response::builder().status(page.status);
+    for (name, value) in &page.headers {
+        response = response.header(name, value);
+    }
+    let response = response
+        .body(full(page.body))
+        .context("the rendered page has an invalid status or header")?;
+    Ok(response)
+}
+
+fn plain_not_found() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full("404: This page could not be found."))
+        .expect("a static response is valid")
+}
+
+/// What the renderer is told of the request: method, decoded path, headers.
+pub(crate) fn request_info<B>(request: &http::Request<B>, query: &Pairs) -> RequestInfo {
+    let path = percent_encoding::percent_decode_str(request.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    RequestInfo {
+        method: request.method().to_string(),
+        path,
+        query: query.clone(),
+        headers,
+    }
+}

@@ -1,0 +1,339 @@
+//! Host-side routing: `[[routes]]` and `[[redirects]]` from the config.
+//!
+//! Paths are matchit patterns: exact (`/a`), one segment (`/blog/{slug}`) or
+//! the rest of the path (`/docs/{*rest}`). Precedence does not depend on the
+//! order in the file: exact beats a segment parameter beats a catch-all.
+//! Parameters are percent-decoded and passed to the page as query entries.
+//!
+//! ```
+//! use switchyard::{Config, routes::{RouteTable, Routed}};
+//! let config = Config::parse(r#"
+//!     [[routes]]
+//!     path = "/blog/{slug}"
+//!     page = "/posts/[id]"
+//!     query = { id = "{slug}" }
+//! "#, "switchyard.toml".as_ref()).unwrap();
+//! let table = RouteTable::from_config(&config, "switchyard.toml".as_ref()).unwrap();
+//! let Some(Routed::Page { page, query }) = table.route("/blog/hello%20world", "") else { panic!() };
+//! assert_eq!(page, "/posts/[id]");
+//! assert!(query.contains(&("id".into(), "hello world".into())));
+//! ```
+
+use crate::config::{Config, ConfigError};
+use percent_encoding::percent_decode_str;
+use std::path::Path;
+
+/// Ordered query entries, names may repeat.
+pub type Pairs = Vec<(String, String)>;
+
+/// What the host does with a request, before any guest runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// Render `page` with `query` through the app's renderer.
+    Page {
+        /// The page pattern.
+        page: String,
+        /// The request's query, then the path parameters, then the route's
+        /// `query` entries (each replacing entries of the same name).
+        query: Pairs,
+    },
+    /// Redirect to `location` with `status` (307 or 308).
+    Redirect {
+        /// 307 or 308.
+        status: u16,
+        /// The destination, with the request's query kept.
+        location: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    page: String,
+    query: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Redirect {
+    destination: String,
+    status: u16,
+}
+
+/// The routes and redirects of a config, ready to match.
+#[derive(Clone, Default)]
+pub struct RouteTable {
+    routes: matchit::Router<Route>,
+    redirects: matchit::Router<Redirect>,
+    listing: Vec<(String, String)>,
+}
+
+impl RouteTable {
+    /// Build the table, refusing bad or conflicting patterns with an error
+    /// naming the key (`routes[1].path`) in the file at `file`.
+    pub fn from_config(config: &Config, file: &Path) -> Result<Self, ConfigError> {
+        let mut table = Self::default();
+        for (i, redirect) in config.redirects.iter().enumerate() {
+            let key = |field: &str| format!("redirects[{i}].{field}");
+            check_pattern(&redirect.source)
+                .map_err(|e| ConfigError::invalid(file, &key("source"), e))?;
+            check_template(&redirect.destination, &redirect.source)
+                .map_err(|e| ConfigError::invalid(file, &key("destination"), e))?;
+            let status = if redirect.permanent { 308 } else { 307 };
+            let target = Redirect {
+                destination: redirect.destination.clone(),
+                status,
+            };
+            table
+                .redirects
+                .insert(&redirect.source, target)
+                .map_err(|e| ConfigError::invalid(file, &key("source"), e.to_string()))?;
+            table.listing.push((
+                redirect.source.clone(),
+                format!("redirect {status} -> {}", redirect.destination),
+            ));
+        }
+        for (i, route) in config.routes.iter().enumerate() {
+            let key = |field: &str| format!("routes[{i}].{field}");
+            check_pattern(&route.path).map_err(|e| ConfigError::invalid(file, &key("path"), e))?;
+            if !route.page.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    file,
+                    &key("page"),
+                    format!(
+                        "`{}` must start with `/`, like `/a` or `/posts/[id]`",
+                        route.page
+                    ),
+                ));
+            }
+            for (name, value) in &route.query {
+                check_template(value, &route.path)
+                    .map_err(|e| ConfigError::invalid(file, &key(&format!("query.{name}")), e))?;
+            }
+            let target = Route {
+                page: route.page.clone(),
+                query: route.query.clone().into_iter().collect(),
+            };
+            table
+                .routes
+                .insert(&route.path, target)
+                .map_err(|e| ConfigError::invalid(file, &key("path"), e.to_string()))?;
+            table
+                .listing
+                .push((route.path.clone(), format!("page {}", route.page)));
+        }
+        Ok(table)
+    }
+
+    /// Route a request by its raw (percent-encoded) `path` and raw `query`.
+    /// `None`: the request goes on to the app's default handler.
+    pub fn route(&self, path: &str, query: &str) -> Option<Routed> {
+        if let Ok(found) = self.redirects.at(path) {
+            let params = decoded(&found.params);
+            let mut location = fill(&found.value.destination, &params);
+            if !query.is_empty() && !location.contains('?') {
+                location = format!("{location}?{query}");
+            }
+            return Some(Routed::Redirect {
+                status: found.value.status,
+                location,
+            });
+        }
+        let found = self.routes.at(path).ok()?;
+        let params = decoded(&found.params);
+        let mut pairs: Pairs = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        override_pairs(&mut pairs, params.clone());
+        let extra = found
+            .value
+            .query
+            .iter()
+            .map(|(name, value)| (name.clone(), fill(value, &params)))
+            .collect();
+        override_pairs(&mut pairs, extra);
+        Some(Routed::Page {
+            page: found.value.page.clone(),
+            query: pairs,
+        })
+    }
+
+    /// The table as `(pattern, target)` lines, redirects first.
+    pub fn listing(&self) -> &[(String, String)] {
+        &self.listing
+    }
+
+    /// Whether there are no routes and no redirects.
+    pub fn is_empty(&self) -> bool {
+        self.listing.is_empty()
+    }
+
+    /// The page patterns that routes render.
+    pub fn pages(&self) -> impl Iterator<Item = &str> {
+        self.listing
+            .iter()
+            .filter_map(|(_, target)| target.strip_prefix("page "))
+    }
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("listing", &self.listing)
+            .finish()
+    }
+}
+
+/// Replace entries named like those of `new` with `new`.
+fn override_pairs(pairs: &mut Pairs, new: Pairs) {
+    pairs.retain(|(name, _)| !new.iter().any(|(n, _)| n == name));
+    pairs.extend(new);
+}
+
+fn decoded(params: &matchit::Params<'_, '_>) -> Pairs {
+    params
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                percent_decode_str(value).decode_utf8_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `template` with each `{name}` replaced by the parameter's value.
+fn fill(template: &str, params: &Pairs) -> String {
+    params
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| {
+            text.replace(&format!("{{{name}}}"), value)
+        })
+}
+
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    if !pattern.starts_with('/') {
+        return Err(format!(
+            "`{pattern}` must start with `/`, like `/a` or `/blog/{{slug}}`"
+        ));
+    }
+    Ok(())
+}
+
+/// Every `{name}` in `template` must be a parameter of `pattern`.
+fn check_template(template: &str, pattern: &str) -> Result<(), String> {
+    let params = param_names(pattern);
+    for name in param_names(template) {
+        if !params.contains(&name) {
+            return Err(format!(
+                "`{{{name}}}` in `{template}` is not a parameter of `{pattern}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn param_names(text: &str) -> Vec<String> {
+    text.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}'))
+        .map(|(name, _)| name.trim_start_matches('*').to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> RouteTable {
+        let config = Config::parse(text, Path::new("switchyard.toml")).unwrap();
+        RouteTable::from_config(&config, Path::new("switchyard.toml")).unwrap()
+    }
+
+    fn page(table: &RouteTable, path: &str, query: &str) -> (String, Pairs) {
+        match table.route(path, query) {
+            Some(Routed::Page { page, query }) => (page, query),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Pairs {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const CONFIG: &str = r#"
+        [[routes]]
+        path = "/a"
+        page = "/a"
+        [[routes]]
+        path = "/blog/{slug}"
+        page = "/posts/[id]"
+        query = { id = "{slug}", from = "blog" }
+        [[routes]]
+        path = "/blog/latest"
+        page = "/b"
+        [[routes]]
+        path = "/docs/{*rest}"
+        page = "/a"
+        [[redirects]]
+        source = "/old/{x}"
+        destination = "/blog/{x}"
+        permanent = true
+    "#;
+
+    #[test]
+    fn exact_beats_parameter_and_query_is_merged() {
+        let table = table(CONFIG);
+        assert_eq!(page(&table, "/blog/latest", "").0, "/b");
+        let (name, query) = page(&table, "/blog/hello%20world", "id=no&x=1+2");
+        assert_eq!(name, "/posts/[id]");
+        assert_eq!(
+            query,
+            pairs(&[
+                ("x", "1 2"),
+                ("slug", "hello world"),
+                ("from", "blog"),
+                ("id", "hello world")
+            ])
+        );
+        assert_eq!(page(&table, "/docs/a/b", "").1, pairs(&[("rest", "a/b")]));
+        assert_eq!(page(&table, "/a", "name=x").1, pairs(&[("name", "x")]));
+        assert_eq!(table.route("/nope", ""), None);
+        assert_eq!(table.route("/a/", ""), None);
+    }
+
+    #[test]
+    fn redirects_fill_parameters_and_keep_the_query() {
+        let table = table(CONFIG);
+        assert_eq!(
+            table.route("/old/x%20y", "q=1"),
+            Some(Routed::Redirect {
+                status: 308,
+                location: "/blog/x y?q=1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_tables_name_the_key() {
+        let error = |text| {
+            Config::parse(text, Path::new("s.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error("[[routes]]\npath = \"a\"\npage = \"/a\""),
+            "invalid config `s.toml`: key `routes[0].path`: `a` must start with `/`, like `/a` or `/blog/{slug}`"
+        );
+        assert!(
+            error(
+                "[[routes]]\npath = \"/a\"\npage = \"/a\"\n[[routes]]\npath = \"/a\"\npage = \"/b\""
+            )
+            .starts_with("invalid config `s.toml`: key `routes[1].path`: ")
+        );
+        assert_eq!(
+            error("[[routes]]\npath = \"/b/{x}\"\npage = \"/a\"\nquery = { id = \"{y}\" }"),
+            "invalid config `s.toml`: key `routes[0].query.id`: `{y}` in `{y}` is not a parameter of `/b/{x}`"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The accept loop: bind, serve HTTP/1 and HTTP/2 connections with a
+//! [`RequestHandler`], and on shutdown stop accepting and drain what is in
+//! flight.
+
+use crate::handler::RequestHandler;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime::error::Context;
+use wasmtime::{Result, format_err};
+
+/// How long in-flight requests get to finish once shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Listen on `hostname:port` (the first address it resolves to). An address
+/// in use is one clear error naming it.
+pub async fn bind(hostname: &str, port: u16) -> Result<TcpListener> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((hostname, port))
+        .await
+        .with_context(|| format!("failed to resolve `{hostname}`"))?
+        .collect();
+    let address = addresses
+        .first()
+        .ok_or_else(|| format_err!("`{hostname}` resolves to no address"))?;
+    TcpListener::bind(address).await.map_err(|error| {
+        let reason = match error.kind() {
+            std::io::ErrorKind::AddrInUse => "address already in use".to_string(),
+            _ => error.to_string(),
+        };
+        format_err!(
+            "failed to listen on {}: {reason}",
+            display_address(hostname, port)
+        )
+    })
+}
+
+fn display_address(hostname: &str, port: u16) -> String {
+    if hostname.contains(':') {
+        format!("[{hostname}]:{port}")
+    } else {
+        format!("{hostname}:{port}")
+    }
+}
+
+/// Serve `listener` with `handler` until `shutdown` resolves, then stop
+/// accepting and wait (up to [`SHUTDOWN_GRACE`]) for open requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    handler: RequestHandler,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!("failed to accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), handler.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("connection closed with an error: {error}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("failed to listen for SIGTERM");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
