@@ -246,7 +246,7 @@ impl Config {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| invalid(String::new(), &e))?;
         let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = key_of(&e.path().to_string(), e.inner().message());
+            let key = key_of(&e.path().to_string());
             invalid(key, e.inner())
         })?;
         config.base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -260,21 +260,9 @@ impl Config {
     }
 }
 
-/// `key `a.b`: `, naming the unknown field itself when that is the error.
-fn key_of(path: &str, message: &str) -> String {
-    let unknown = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next());
-    let key = match (path, unknown) {
-        (".", Some(field)) => field.to_string(),
-        (_, Some(field)) => format!("{path}.{field}"),
-        (path, None) => path.to_string(),
-    };
-    if key == "." {
-        String::new()
-    } else {
-        format!("key `{key}`: ")
-    }
+/// `key `a.b`: `, or nothing for the document itself (`.`).
+fn key_of(path: &str) -> String {
+    if path == "." { String::new() } else { format!("key `{path}`: ") }
 }
 
 /// ` (line L, column C)` of byte `offset` in `text`, both counted from 1.

@@ -37,3 +37,4 @@ pub use body::Body;
 pub use config::Config;
 pub use error::Error;
 pub use handler::RequestHandler;
+pub use routes::parse_query;

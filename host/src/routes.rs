@@ -85,7 +85,7 @@ impl RouteTable {
             table
                 .redirects
                 .insert(&redirect.source, target)
-                .map_err(|e| ConfigError::invalid(file, &key("source"), e.to_string()))?;
+                .map_err(|e| ConfigError::invalid(file, &key("source"), insert_error(e)))?;
             table.listing.push((
                 redirect.source.clone(),
                 format!("redirect {status} -> {}", redirect.destination),
@@ -115,7 +115,7 @@ impl RouteTable {
             table
                 .routes
                 .insert(&route.path, target)
-                .map_err(|e| ConfigError::invalid(file, &key("path"), e.to_string()))?;
+                .map_err(|e| ConfigError::invalid(file, &key("path"), insert_error(e)))?;
             table
                 .listing
                 .push((route.path.clone(), format!("page {}", route.page)));
@@ -182,6 +182,12 @@ impl std::fmt::Debug for RouteTable {
     }
 }
 
+/// Parse a raw query string like Node's `url.parse(url, true)`: `+` is a
+/// space, escapes are decoded, repeated names are kept in order.
+pub fn parse_query(query: &str) -> Pairs {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
 /// Replace entries named like those of `new` with `new`.
 fn override_pairs(pairs: &mut Pairs, new: Pairs) {
     pairs.retain(|(name, _)| !new.iter().any(|(n, _)| n == name));
@@ -207,6 +213,14 @@ fn fill(template: &str, params: &Pairs) -> String {
         .fold(template.to_string(), |text, (name, value)| {
             text.replace(&format!("{{{name}}}"), value)
         })
+}
+
+/// A matchit insertion error in the words of the config.
+fn insert_error(error: matchit::InsertError) -> String {
+    match error {
+        matchit::InsertError::Conflict { with } => format!("conflicts with `{with}`, defined above"),
+        other => format!("invalid pattern: {other}"),
+    }
 }
 
 fn check_pattern(pattern: &str) -> Result<(), String> {

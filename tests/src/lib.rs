@@ -1,1 +1,10 @@
+//! Test support for Switchyard: the guest components (built by `build.rs`),
+//! a plain HTTP/1.1 client, and a handle on a `switchyard` process.
 
+pub mod client;
+pub mod process;
+
+include!(concat!(env!("OUT_DIR"), "/components.rs"));
+
+pub use client::{Response, request, get};
+pub use process::Server;

@@ -1,0 +1,78 @@
+//! The Next.js custom server (`server.js`), line for line, in Rust.
+//!
+//! ```js
+//! const app = next({ dev })
+//! const handle = app.getRequestHandler()
+//! app.prepare().then(() => {
+//!   createServer(async (req, res) => {
+//!     try {
+//!       const { pathname, query } = parse(req.url, true)
+//!       if (pathname === '/a') await app.render(req, res, '/a', query)
+//!       else if (pathname === '/b') await app.render(req, res, '/b', query)
+//!       else await handle(req, res, parsedUrl)
+//!     } catch (err) {
+//!       console.error('Error occurred handling', req.url, err)
+//!       res.statusCode = 500
+//!       res.end('internal server error')
+//!     }
+//!   }).listen(port, () => console.log(`> Ready on http://${hostname}:${port}`))
+//! })
+//! ```
+//!
+//! Run it from a directory with `build/app.wasm` (or a `switchyard.toml`):
+//! `cargo run --example custom_server`. `PORT`, `HOSTNAME` and `NODE_ENV`
+//! work as they do for `server.js`.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use switchyard::{App, Body, body::full};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let port: u16 = std::env::var("PORT").unwrap_or_else(|_| "3000".into()).parse()?;
+    let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let dev = std::env::var("NODE_ENV").as_deref() != Ok("production");
+    let app = App::builder().dev(dev).hostname(&hostname).port(port).build();
+    let handle = app.request_handler();
+
+    app.prepare().await?;
+    let listener = switchyard::server::bind(&hostname, port).await?;
+    println!("> Ready on http://{hostname}:{}", listener.local_addr()?.port());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (app, handle) = (app.clone(), handle.clone());
+        let server = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (app, handle) = (app.clone(), handle.clone());
+            async move {
+                let url = req.uri().to_string();
+                let result = async {
+                    let pathname = req.uri().path().to_string();
+                    let query = switchyard::parse_query(req.uri().query().unwrap_or(""));
+                    if pathname == "/a" {
+                        app.render(&req, "/a", query).await
+                    } else if pathname == "/b" {
+                        app.render(&req, "/b", query).await
+                    } else {
+                        Ok(handle.handle(req).await)
+                    }
+                };
+                Ok::<_, Infallible>(result.await.unwrap_or_else(|err| {
+                    eprintln!("Error occurred handling {url} {err}");
+                    internal_server_error()
+                }))
+            }
+        });
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder.serve_connection(TokioIo::new(stream), server).await;
+        });
+    }
+}
+
+fn internal_server_error() -> Response<Body> {
+    let mut res = Response::new(full("internal server error"));
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res
+}

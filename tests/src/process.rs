@@ -1,0 +1,162 @@
+//! A `switchyard` (or other server) process under test: started with a
+//! listen address of port 0, ready once it prints its `> Ready on` line,
+//! killed on drop, its output printed when the test failed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running server process.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Start `program` with `args` (in `dir` if given) and wait for its ready
+    /// line; panics with its output if it exits or does not get ready.
+    pub fn start(program: impl AsRef<Path>, args: &[&str], dir: Option<&Path>, envs: &[(&str, &str)]) -> Server {
+        let (mut child, output, lines) = spawn(program.as_ref(), args, dir, envs);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("> Ready on http://") {
+                        let address = url
+                            .to_socket_addrs()
+                            .ok()
+                            .and_then(|mut a| a.find(SocketAddr::is_ipv4).or_else(|| url.to_socket_addrs().ok()?.next()))
+                            .unwrap_or_else(|| panic!("bad ready line {line:?}"));
+                        return Server { child, address, output };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    let output = output.lock().unwrap().clone();
+                    panic!("{} did not get ready (exit: {status:?}); output:\n{output}", program.as_ref().display());
+                }
+            }
+        }
+    }
+
+    /// Everything it printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Send `signal` (`"TERM"`, `"INT"`) to it.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("failed to run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Wait up to `timeout` for it to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("failed to wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- server output ----\n{}", self.output());
+        }
+    }
+}
+
+/// Run `program` to completion (bounded by `timeout`); returns its status,
+/// stdout and stderr.
+pub fn run(program: impl AsRef<Path>, args: &[&str], dir: Option<&Path>, timeout: Duration) -> (ExitStatus, String, String) {
+    let mut command = Command::new(program.as_ref());
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command.spawn().expect("failed to start the program");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{} ran past {timeout:?}", program.as_ref().display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+fn spawn(
+    program: &Path,
+    args: &[&str],
+    dir: Option<&Path>,
+    envs: &[(&str, &str)],
+) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("failed to start {}: {error}", program.display()));
+    let output = Arc::new(Mutex::new(String::new()));
+    let (sender, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for (stream, sender) in [(Box::new(stdout) as Box<dyn Read + Send>, Some(sender)), (Box::new(stderr), None)] {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                output.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(sender) = &sender {
+                    let _ = sender.send(line);
+                }
+            }
+        });
+    }
+    (child, output, lines)
+}
