@@ -31,15 +31,24 @@ use switchyard::{App, Body, body::full};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let port: u16 = std::env::var("PORT").unwrap_or_else(|_| "3000".into()).parse()?;
+    let port: u16 = std::env::var("PORT")
+        .unwrap_or_else(|_| "3000".into())
+        .parse()?;
     let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let dev = std::env::var("NODE_ENV").as_deref() != Ok("production");
-    let app = App::builder().dev(dev).hostname(&hostname).port(port).build();
+    let app = App::builder()
+        .dev(dev)
+        .hostname(&hostname)
+        .port(port)
+        .build();
     let handle = app.request_handler();
 
     app.prepare().await?;
     let listener = switchyard::server::bind(&hostname, port).await?;
-    println!("> Ready on http://{hostname}:{}", listener.local_addr()?.port());
+    println!(
+        "> Ready on http://{hostname}:{}",
+        listener.local_addr()?.port()
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         let (app, handle) = (app.clone(), handle.clone());

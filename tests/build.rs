@@ -13,14 +13,27 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let guest = root.join("guest");
-    for watched in ["guest/Cargo.toml", "guest/Cargo.lock", "guest/sdk", "guest/app", "guest/fixtures", "wit"] {
+    for watched in [
+        "guest/Cargo.toml",
+        "guest/Cargo.lock",
+        "guest/sdk",
+        "guest/app",
+        "guest/fixtures",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = root.join("target").join("wasm");
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(&guest)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(guest.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
         // What the outer build set for itself must not leak into the guests.

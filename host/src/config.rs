@@ -262,7 +262,11 @@ impl Config {
 
 /// `key `a.b`: `, or nothing for the document itself (`.`).
 fn key_of(path: &str) -> String {
-    if path == "." { String::new() } else { format!("key `{path}`: ") }
+    if path == "." {
+        String::new()
+    } else {
+        format!("key `{path}`: ")
+    }
 }
 
 /// ` (line L, column C)` of byte `offset` in `text`, both counted from 1.

@@ -185,7 +185,9 @@ impl std::fmt::Debug for RouteTable {
 /// Parse a raw query string like Node's `url.parse(url, true)`: `+` is a
 /// space, escapes are decoded, repeated names are kept in order.
 pub fn parse_query(query: &str) -> Pairs {
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Replace entries named like those of `new` with `new`.
@@ -218,7 +220,9 @@ fn fill(template: &str, params: &Pairs) -> String {
 /// A matchit insertion error in the words of the config.
 fn insert_error(error: matchit::InsertError) -> String {
     match error {
-        matchit::InsertError::Conflict { with } => format!("conflicts with `{with}`, defined above"),
+        matchit::InsertError::Conflict { with } => {
+            format!("conflicts with `{with}`, defined above")
+        }
         other => format!("invalid pattern: {other}"),
     }
 }

@@ -31,32 +31,65 @@ fn example_app_pages_answer_like_nextjs() {
 
     let index = get(address, "/");
     assert_eq!(index.status, 200);
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
-    assert_eq!(index.header("content-length"), Some(index.body.len().to_string().as_str()));
-    assert!(index.header("etag").unwrap().starts_with('"'), "strong etag");
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        index.header("content-length"),
+        Some(index.body.len().to_string().as_str())
+    );
+    assert!(
+        index.header("etag").unwrap().starts_with('"'),
+        "strong etag"
+    );
     assert!(index.text().contains("<h1>Welcome to Switchyard</h1>"));
 
     let a = get(address, "/a?name=hello%20w%C3%B6rld%26x%3Cb%3E");
     assert_eq!(a.status, 200);
-    assert_eq!(a.header("cache-control"), Some("private, no-cache, no-store, max-age=0, must-revalidate"));
-    assert!(a.text().contains("Hello, hello wörld&#38;x&#60;b&#62;!"), "{}", a.text());
-    assert!(get(address, "/b?name=bee").text().contains("<h1>This is page b</h1>"));
+    assert_eq!(
+        a.header("cache-control"),
+        Some("private, no-cache, no-store, max-age=0, must-revalidate")
+    );
+    assert!(
+        a.text().contains("Hello, hello wörld&#38;x&#60;b&#62;!"),
+        "{}",
+        a.text()
+    );
+    assert!(
+        get(address, "/b?name=bee")
+            .text()
+            .contains("<h1>This is page b</h1>")
+    );
     assert!(get(address, "/b?name=bee").text().contains("Hello, bee!"));
 
     let post = get(address, "/posts/hello%20world");
     assert_eq!(post.status, 200);
-    assert!(post.text().contains("<h1>Post: hello world</h1>"), "{}", post.text());
+    assert!(
+        post.text().contains("<h1>Post: hello world</h1>"),
+        "{}",
+        post.text()
+    );
 
     let api = get(address, "/api/hello");
     assert_eq!(api.status, 200);
-    assert_eq!(api.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        api.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(api.text(), r#"{"name":"John Doe","method":"GET"}"#);
     let posted = request(address, "POST", "/api/hello", &[], b"{}");
-    assert_eq!((posted.status, posted.text().as_str()), (200, r#"{"name":"John Doe","method":"POST"}"#));
+    assert_eq!(
+        (posted.status, posted.text().as_str()),
+        (200, r#"{"name":"John Doe","method":"POST"}"#)
+    );
 
     let missing = get(address, "/nope");
     assert_eq!(missing.status, 404);
-    assert!(missing.text().contains("404 - Page Not Found"), "custom 404 page");
+    assert!(
+        missing.text().contains("404 - Page Not Found"),
+        "custom 404 page"
+    );
     assert!(missing.text().contains("<code>/nope</code>"));
 
     let slash = get(address, "/a/?name=x");
@@ -67,14 +100,27 @@ fn example_app_pages_answer_like_nextjs() {
     let get_a = get(address, "/a?name=x");
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    assert_eq!(head.header("content-length"), get_a.header("content-length"));
+    assert_eq!(
+        head.header("content-length"),
+        get_a.header("content-length")
+    );
     assert_eq!(head.header("content-type"), get_a.header("content-type"));
 
     let boom = get(address, "/boom");
     assert_eq!(boom.status, 500);
-    assert!(boom.text().contains("500 - Internal Server Error"), "the app's /_error page");
-    assert!(!boom.text().contains("always fails"), "production hides the error");
-    assert!(server.output().contains("Error occurred rendering /boom: boom: this page always fails"));
+    assert!(
+        boom.text().contains("500 - Internal Server Error"),
+        "the app's /_error page"
+    );
+    assert!(
+        !boom.text().contains("always fails"),
+        "production hides the error"
+    );
+    assert!(
+        server
+            .output()
+            .contains("Error occurred rendering /boom: boom: this page always fails")
+    );
 
     let etag = index.header("etag").unwrap();
     let cached = request(address, "GET", "/", &[("if-none-match", etag)], b"");
@@ -96,9 +142,16 @@ fn ready_line_has_the_real_port_and_a_port_in_use_fails_in_one_line() {
     );
     assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
     assert!(!stdout.contains("Ready"), "{stdout}");
-    assert_eq!(stderr.trim(), format!("error: failed to listen on {listen}: address already in use"));
+    assert_eq!(
+        stderr.trim(),
+        format!("error: failed to listen on {listen}: address already in use")
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
-    assert_eq!(get(server.address, "/").status, 200, "the first server is unharmed");
+    assert_eq!(
+        get(server.address, "/").status,
+        200,
+        "the first server is unharmed"
+    );
 }
 
 #[test]
@@ -122,10 +175,17 @@ fn a_missing_component_names_the_path_and_the_fix() {
 fn a_file_that_is_not_a_component_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
-    let (status, _, stderr) = run(SWITCHYARD, &["check", "core.wasm"], Some(dir.path()), Duration::from_secs(60));
+    let (status, _, stderr) = run(
+        SWITCHYARD,
+        &["check", "core.wasm"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     assert_eq!(status.code(), Some(1));
     assert!(
-        stderr.contains("`core.wasm` is not a WebAssembly component: build it for the `wasm32-wasip2` target"),
+        stderr.contains(
+            "`core.wasm` is not a WebAssembly component: build it for the `wasm32-wasip2` target"
+        ),
         "{stderr}"
     );
 }
@@ -138,7 +198,10 @@ fn a_trap_fails_only_its_own_request() {
     assert_eq!(trapped.text(), "internal server error");
     assert_eq!(get(server.address, "/").text(), "fixtures");
     let output = server.output();
-    assert!(output.contains("Error occurred handling /trap "), "{output}");
+    assert!(
+        output.contains("Error occurred handling /trap "),
+        "{output}"
+    );
 }
 
 #[test]
@@ -146,26 +209,52 @@ fn dev_mode_shows_the_error() {
     let (server, _dir) = serve(APP_COMPONENT, &["--dev"]);
     let boom = get(server.address, "/boom");
     assert_eq!(boom.status, 500);
-    assert!(boom.text().contains("<pre id=\"error\">boom: this page always fails</pre>"), "{}", boom.text());
+    assert!(
+        boom.text()
+            .contains("<pre id=\"error\">boom: this page always fails</pre>"),
+        "{}",
+        boom.text()
+    );
     let (fixtures, _dir) = serve(FIXTURES_COMPONENT, &["--dev"]);
     let trapped = get(fixtures.address, "/trap");
     assert_eq!(trapped.status, 500);
-    assert!(trapped.text().starts_with("internal server error\n\n"), "{}", trapped.text());
-    assert!(trapped.text().contains("wasm trap") || trapped.text().contains("unreachable"), "{}", trapped.text());
+    assert!(
+        trapped.text().starts_with("internal server error\n\n"),
+        "{}",
+        trapped.text()
+    );
+    assert!(
+        trapped.text().contains("wasm trap") || trapped.text().contains("unreachable"),
+        "{}",
+        trapped.text()
+    );
 }
 
 #[test]
 fn a_guest_past_the_timeout_gets_504_and_the_server_goes_on() {
     let dir = config_dir("[limits]\nrequest_timeout = \"500ms\"\n");
     let app = FIXTURES_COMPONENT;
-    let server = Server::start(SWITCHYARD, &["serve", app, "--listen", "127.0.0.1:0"], Some(dir.path()), &[]);
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", app, "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
     let started = Instant::now();
     let looping = get(server.address, "/loop");
     assert_eq!(looping.status, 504);
     assert_eq!(looping.text(), "gateway timeout");
-    assert!(started.elapsed() < Duration::from_secs(30), "timed out in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "timed out in {:?}",
+        started.elapsed()
+    );
     assert_eq!(get(server.address, "/slow?ms=1").status, 200);
-    assert!(server.output().contains("Error occurred handling /loop the guest ran past the request timeout"));
+    assert!(
+        server
+            .output()
+            .contains("Error occurred handling /loop the guest ran past the request timeout")
+    );
 }
 
 #[test]
@@ -196,13 +285,28 @@ fn config_routes_render_pages_and_redirects_answer_first() {
     let server = Server::start(SWITCHYARD, &["serve"], Some(dir.path()), &[]);
     let blog = get(server.address, "/blog/hello%20world");
     assert_eq!(blog.status, 200);
-    assert!(blog.text().contains("<h1>Post: hello world</h1>"), "{}", blog.text());
-    assert!(get(server.address, "/about?name=ignored").text().contains("Hello, config!"));
+    assert!(
+        blog.text().contains("<h1>Post: hello world</h1>"),
+        "{}",
+        blog.text()
+    );
+    assert!(
+        get(server.address, "/about?name=ignored")
+            .text()
+            .contains("Hello, config!")
+    );
     let old = get(server.address, "/old/x?y=1");
-    assert_eq!((old.status, old.header("location")), (308, Some("/blog/x?y=1")));
+    assert_eq!(
+        (old.status, old.header("location")),
+        (308, Some("/blog/x?y=1"))
+    );
     let moved = get(server.address, "/moved");
     assert_eq!((moved.status, moved.header("location")), (307, Some("/b")));
-    assert_eq!(get(server.address, "/a?name=fs").status, 200, "file-system routes still on");
+    assert_eq!(
+        get(server.address, "/a?name=fs").status,
+        200,
+        "file-system routes still on"
+    );
 }
 
 #[test]
@@ -219,16 +323,31 @@ fn file_system_routes_off_leaves_only_explicit_routes() {
         page = "/b"
         "#
     ));
-    let server = Server::start(SWITCHYARD, &["serve", "--listen", "127.0.0.1:0"], Some(dir.path()), &[]);
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
     for path in ["/", "/posts/42", "/api/hello", "/boom"] {
         let response = get(server.address, path);
         assert_eq!(response.status, 404, "{path}");
-        assert!(response.text().contains("404 - Page Not Found"), "{path}: the custom 404");
+        assert!(
+            response.text().contains("404 - Page Not Found"),
+            "{path}: the custom 404"
+        );
     }
     let a = get(server.address, "/a?name=x");
-    assert_eq!(a.status, 200, "unlike Next.js 14, explicit routes still render");
+    assert_eq!(
+        a.status, 200,
+        "unlike Next.js 14, explicit routes still render"
+    );
     assert!(a.text().contains("Hello, x!"));
-    assert!(get(server.address, "/b?name=y").text().contains("Hello, y!"));
+    assert!(
+        get(server.address, "/b?name=y")
+            .text()
+            .contains("Hello, y!")
+    );
 }
 
 #[test]
@@ -236,12 +355,25 @@ fn check_and_routes_report_without_serving() {
     let dir = config_dir(&format!(
         "app = \"{APP_COMPONENT}\"\n[[routes]]\npath = \"/blog/{{slug}}\"\npage = \"/posts/[id]\"\n[[redirects]]\nsource = \"/old\"\ndestination = \"/\"\n"
     ));
-    let (status, stdout, stderr) = run(SWITCHYARD, &["check"], Some(dir.path()), Duration::from_secs(60));
+    let (status, stdout, stderr) = run(
+        SWITCHYARD,
+        &["check"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("ok: "), "{stdout}");
-    assert!(stdout.contains("with 8 pages; 2 routes and redirects"), "{stdout}");
+    assert!(
+        stdout.contains("with 8 pages; 2 routes and redirects"),
+        "{stdout}"
+    );
 
-    let (status, stdout, _) = run(SWITCHYARD, &["routes"], Some(dir.path()), Duration::from_secs(60));
+    let (status, stdout, _) = run(
+        SWITCHYARD,
+        &["routes"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     assert!(status.success());
     let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
     assert_eq!(lines[0], "/old          redirect 307 -> /");
@@ -251,14 +383,26 @@ fn check_and_routes_report_without_serving() {
 
 #[test]
 fn a_route_to_a_page_the_app_lacks_is_refused_at_startup() {
-    let dir = config_dir(&format!("app = \"{APP_COMPONENT}\"\n[[routes]]\npath = \"/x\"\npage = \"/nope\"\n"));
-    let (status, _, stderr) = run(SWITCHYARD, &["check"], Some(dir.path()), Duration::from_secs(60));
+    let dir = config_dir(&format!(
+        "app = \"{APP_COMPONENT}\"\n[[routes]]\npath = \"/x\"\npage = \"/nope\"\n"
+    ));
+    let (status, _, stderr) = run(
+        SWITCHYARD,
+        &["check"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     assert_eq!(status.code(), Some(1));
     assert!(
-        stderr.starts_with("error: invalid config `./switchyard.toml`: key `routes[0].page`: the app "),
+        stderr.starts_with(
+            "error: invalid config `./switchyard.toml`: key `routes[0].page`: the app "
+        ),
         "{stderr}"
     );
-    assert!(stderr.contains("has no page `/nope`; its pages are /, /a, /b, /posts/[id]"), "{stderr}");
+    assert!(
+        stderr.contains("has no page `/nope`; its pages are /, /a, /b, /posts/[id]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -272,16 +416,25 @@ fn sigterm_and_sigint_drain_in_flight_requests_then_exit_zero() {
         let response = slow.join().unwrap();
         assert_eq!(response.status, 200, "SIG{signal}");
         assert_eq!(response.text(), "slept 1500 ms; hello, drained");
-        let status = server.wait(Duration::from_secs(30)).expect("exits after draining");
+        let status = server
+            .wait(Duration::from_secs(30))
+            .expect("exits after draining");
         assert_eq!(status.code(), Some(0), "SIG{signal}");
-        assert!(std::net::TcpStream::connect(address).is_err(), "no longer listening");
+        assert!(
+            std::net::TcpStream::connect(address).is_err(),
+            "no longer listening"
+        );
     }
 }
 
 #[test]
 fn no_ambient_authority_by_default() {
     let (server, _dir) = serve(FIXTURES_COMPONENT, &[]);
-    assert_eq!(get(server.address, "/env").text(), "", "an empty environment");
+    assert_eq!(
+        get(server.address, "/env").text(),
+        "",
+        "an empty environment"
+    );
     let file = get(server.address, "/file?path=/etc/passwd");
     assert_eq!(file.status, 403, "{}", file.text());
     assert!(Path::new("/etc/passwd").exists());

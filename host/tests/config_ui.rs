@@ -21,7 +21,12 @@ fn invalid_configs_name_the_file_the_key_and_the_reason() {
     for case in cases {
         let name = case.file_name().unwrap().to_str().unwrap();
         let bin = env!("CARGO_BIN_EXE_switchyard");
-        let (status, _, stderr) = run(bin, &["check", APP_COMPONENT, "--config", name], Some(&ui), Duration::from_secs(60));
+        let (status, _, stderr) = run(
+            bin,
+            &["check", APP_COMPONENT, "--config", name],
+            Some(&ui),
+            Duration::from_secs(60),
+        );
         assert_eq!(status.code(), Some(1), "{name} was accepted");
         // The app's path differs between checkouts.
         let stderr = stderr.replace(APP_COMPONENT, "$APP");
@@ -32,7 +37,9 @@ fn invalid_configs_name_the_file_the_key_and_the_reason() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if stderr != expected {
-            failures.push(format!("{name}:\n  expected: {expected}  actual:   {stderr}"));
+            failures.push(format!(
+                "{name}:\n  expected: {expected}  actual:   {stderr}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

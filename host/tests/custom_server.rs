@@ -9,7 +9,9 @@ use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, get};
 fn example() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join(format!("custom_server{}", std::env::consts::EXE_SUFFIX))
+    profile_dir
+        .join("examples")
+        .join(format!("custom_server{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A directory laid out like an app's: `build/app.wasm` and a config.
@@ -22,7 +24,11 @@ fn app_dir(component: &str, config: &str) -> tempfile::TempDir {
 }
 
 fn start(dir: &Path) -> Server {
-    let envs = [("PORT", "0"), ("HOSTNAME", "127.0.0.1"), ("NODE_ENV", "production")];
+    let envs = [
+        ("PORT", "0"),
+        ("HOSTNAME", "127.0.0.1"),
+        ("NODE_ENV", "production"),
+    ];
     Server::start(example(), &[], Some(dir), &envs)
 }
 
@@ -34,8 +40,16 @@ fn routes_a_and_b_through_render_and_the_rest_through_the_handler() {
     let server = start(dir.path());
     let a = get(server.address, "/a?name=hello%20w%C3%B6rld%26x");
     assert_eq!(a.status, 200);
-    assert!(a.text().contains("Hello, hello wörld&#38;x!"), "{}", a.text());
-    assert!(get(server.address, "/b?name=bee").text().contains("<h1>This is page b</h1>"));
+    assert!(
+        a.text().contains("Hello, hello wörld&#38;x!"),
+        "{}",
+        a.text()
+    );
+    assert!(
+        get(server.address, "/b?name=bee")
+            .text()
+            .contains("<h1>This is page b</h1>")
+    );
     let other = get(server.address, "/posts/1");
     assert_eq!(other.status, 404, "the handler: file-system routes are off");
 }
@@ -44,17 +58,34 @@ fn routes_a_and_b_through_render_and_the_rest_through_the_handler() {
 fn handler_serves_everything_else() {
     let dir = app_dir(APP_COMPONENT, "");
     let server = start(dir.path());
-    assert!(get(server.address, "/posts/hello%20world").text().contains("<h1>Post: hello world</h1>"));
+    assert!(
+        get(server.address, "/posts/hello%20world")
+            .text()
+            .contains("<h1>Post: hello world</h1>")
+    );
     assert_eq!(get(server.address, "/nope").status, 404);
     assert_eq!(get(server.address, "/a/").status, 308);
 }
 
 #[test]
 fn errors_become_a_500() {
-    let dir = app_dir(FIXTURES_COMPONENT, "[limits]\nrequest_timeout = \"300ms\"\n");
+    let dir = app_dir(
+        FIXTURES_COMPONENT,
+        "[limits]\nrequest_timeout = \"300ms\"\n",
+    );
     let server = start(dir.path());
     let slow = get(server.address, "/a?ms=5000");
-    assert_eq!((slow.status, slow.text().as_str()), (500, "internal server error"));
-    assert!(server.output().contains("Error occurred handling /a?ms=5000 the guest ran past the request timeout"));
-    assert_eq!(get(server.address, "/a?ms=0&name=ok").text(), "slept 0 ms; hello, ok");
+    assert_eq!(
+        (slow.status, slow.text().as_str()),
+        (500, "internal server error")
+    );
+    assert!(
+        server
+            .output()
+            .contains("Error occurred handling /a?ms=5000 the guest ran past the request timeout")
+    );
+    assert_eq!(
+        get(server.address, "/a?ms=0&name=ok").text(),
+        "slept 0 ms; hello, ok"
+    );
 }

@@ -18,11 +18,16 @@ async fn text(response: http::Response<switchyard::Body>) -> (u16, String) {
 }
 
 fn get_request(uri: &str) -> Request<http_body_util::Empty<bytes::Bytes>> {
-    Request::get(uri).header("host", "localhost").body(http_body_util::Empty::new()).unwrap()
+    Request::get(uri)
+        .header("host", "localhost")
+        .body(http_body_util::Empty::new())
+        .unwrap()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -31,14 +36,28 @@ async fn render_renders_pages_by_name() {
     let app = app(dir.path());
     let handle = app.request_handler();
     let (status, body) = text(handle.handle(get_request("/")).await).await;
-    assert_eq!((status, body.as_str()), (500, "internal server error"), "before prepare");
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "internal server error"),
+        "before prepare"
+    );
 
     app.prepare().await.unwrap();
     let req = get_request("/anything");
-    let (status, body) = text(app.render(&req, "/a", pairs(&[("name", "<x>")])).await.unwrap()).await;
+    let (status, body) = text(
+        app.render(&req, "/a", pairs(&[("name", "<x>")]))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("Hello, &#60;x&#62;!"), "{body}");
-    let (_, body) = text(app.render(&req, "/posts/[id]", pairs(&[("id", "7")])).await.unwrap()).await;
+    let (_, body) = text(
+        app.render(&req, "/posts/[id]", pairs(&[("id", "7")]))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(body.contains("<h1>Post: 7</h1>"), "{body}");
     let (status, body) = text(app.render(&req, "/nope", Vec::new()).await.unwrap()).await;
     assert_eq!(status, 404);
@@ -56,12 +75,25 @@ async fn render_renders_pages_by_name() {
 #[tokio::test]
 async fn render_works_with_file_system_routes_off() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = Config::parse("use_file_system_public_routes = false", Path::new("switchyard.toml")).unwrap();
-    let app = App::builder().dir(dir.path()).component(APP_COMPONENT).conf(conf).build();
+    let conf = Config::parse(
+        "use_file_system_public_routes = false",
+        Path::new("switchyard.toml"),
+    )
+    .unwrap();
+    let app = App::builder()
+        .dir(dir.path())
+        .component(APP_COMPONENT)
+        .conf(conf)
+        .build();
     app.prepare().await.unwrap();
     let (status, _) = text(app.request_handler().handle(get_request("/a")).await).await;
     assert_eq!(status, 404, "the default handler serves no page by name");
-    let (status, body) = text(app.render(&get_request("/a"), "/a", pairs(&[("name", "r")])).await.unwrap()).await;
+    let (status, body) = text(
+        app.render(&get_request("/a"), "/a", pairs(&[("name", "r")]))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "app.render still works, unlike Next.js 14");
     assert!(body.contains("Hello, r!"));
 }

@@ -41,7 +41,13 @@ pub fn get(address: SocketAddr, path: &str) -> Response {
 }
 
 /// Send one request and read its response; panics on a transport error.
-pub fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     try_request(address, method, path, headers, body)
         .unwrap_or_else(|error| panic!("{method} {path} on {address}: {error}"))
 }
@@ -70,7 +76,8 @@ pub fn try_request(
 }
 
 fn read_response(mut reader: impl BufRead, head_only: bool) -> std::io::Result<Response> {
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let status = line
@@ -86,10 +93,16 @@ fn read_response(mut reader: impl BufRead, head_only: bool) -> std::io::Result<R
         if trimmed.is_empty() {
             break;
         }
-        let (name, value) = trimmed.split_once(':').ok_or_else(|| invalid("bad header line"))?;
+        let (name, value) = trimmed
+            .split_once(':')
+            .ok_or_else(|| invalid("bad header line"))?;
         headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
-    let mut response = Response { status, headers, body: Vec::new() };
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if head_only || status == 304 || status == 204 {
         return Ok(response);
     }
@@ -97,7 +110,8 @@ fn read_response(mut reader: impl BufRead, head_only: bool) -> std::io::Result<R
         loop {
             line.clear();
             reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim(), 16).map_err(|_| invalid("bad chunk size"))?;
+            let size =
+                usize::from_str_radix(line.trim(), 16).map_err(|_| invalid("bad chunk size"))?;
             let mut chunk = vec![0; size + 2];
             reader.read_exact(&mut chunk)?;
             if size == 0 {

@@ -6,5 +6,5 @@ pub mod process;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
-pub use client::{Response, request, get};
+pub use client::{Response, get, request};
 pub use process::Server;

@@ -23,7 +23,12 @@ pub struct Server {
 impl Server {
     /// Start `program` with `args` (in `dir` if given) and wait for its ready
     /// line; panics with its output if it exits or does not get ready.
-    pub fn start(program: impl AsRef<Path>, args: &[&str], dir: Option<&Path>, envs: &[(&str, &str)]) -> Server {
+    pub fn start(
+        program: impl AsRef<Path>,
+        args: &[&str],
+        dir: Option<&Path>,
+        envs: &[(&str, &str)],
+    ) -> Server {
         let (mut child, output, lines) = spawn(program.as_ref(), args, dir, envs);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -34,16 +39,26 @@ impl Server {
                         let address = url
                             .to_socket_addrs()
                             .ok()
-                            .and_then(|mut a| a.find(SocketAddr::is_ipv4).or_else(|| url.to_socket_addrs().ok()?.next()))
+                            .and_then(|mut a| {
+                                a.find(SocketAddr::is_ipv4)
+                                    .or_else(|| url.to_socket_addrs().ok()?.next())
+                            })
                             .unwrap_or_else(|| panic!("bad ready line {line:?}"));
-                        return Server { child, address, output };
+                        return Server {
+                            child,
+                            address,
+                            output,
+                        };
                     }
                 }
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
                     let output = output.lock().unwrap().clone();
-                    panic!("{} did not get ready (exit: {status:?}); output:\n{output}", program.as_ref().display());
+                    panic!(
+                        "{} did not get ready (exit: {status:?}); output:\n{output}",
+                        program.as_ref().display()
+                    );
                 }
             }
         }
@@ -89,9 +104,19 @@ impl Drop for Server {
 
 /// Run `program` to completion (bounded by `timeout`); returns its status,
 /// stdout and stderr.
-pub fn run(program: impl AsRef<Path>, args: &[&str], dir: Option<&Path>, timeout: Duration) -> (ExitStatus, String, String) {
+pub fn run(
+    program: impl AsRef<Path>,
+    args: &[&str],
+    dir: Option<&Path>,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let mut command = Command::new(program.as_ref());
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
@@ -146,7 +171,10 @@ fn spawn(
     let (sender, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    for (stream, sender) in [(Box::new(stdout) as Box<dyn Read + Send>, Some(sender)), (Box::new(stderr), None)] {
+    for (stream, sender) in [
+        (Box::new(stdout) as Box<dyn Read + Send>, Some(sender)),
+        (Box::new(stderr), None),
+    ] {
         let output = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
