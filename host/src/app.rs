@@ -58,18 +58,19 @@ impl App {
     /// `app.prepare()`: load the config, compile (or load the cached) app
     /// component, link and pre-instantiate it, and check the routes against
     /// its pages. Every mistake is reported here, before a socket is bound.
+    /// In dev mode it also starts watching the component and the config, and
+    /// swaps each new build in as it lands.
     pub async fn prepare(&self) -> Result<()> {
-        let options = &self.options;
-        let resolved = Resolved::new(
-            &options.dir,
-            options.conf.clone(),
-            options.config_file.clone(),
-            options.component.clone(),
-            options.dev,
-            options.cache_dir.clone(),
-        )?;
-        let prepared = Prepared::new(resolved).await?;
+        let resolved = Resolved::from_options(&self.options)?;
+        let prepared = Prepared::new(resolved.clone()).await?;
         self.prepared.store(Some(Arc::new(prepared)));
+        if self.options.dev {
+            crate::reload::watch(
+                self.options.clone(),
+                &resolved,
+                Arc::downgrade(&self.prepared),
+            )?;
+        }
         Ok(())
     }
 

@@ -28,6 +28,7 @@ mod error;
 mod handler;
 mod instance;
 mod prepared;
+mod reload;
 mod render;
 pub mod routes;
 pub mod server;

@@ -1,12 +1,13 @@
 //! What `App::prepare` makes: the compiled, linked, pre-instantiated app,
 //! the route table and the per-request settings.
 
+use crate::app::Options;
 use crate::bindings::AppPre;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use crate::engine::{self, EngineSettings};
 use crate::instance::{Host, StoreSettings};
 use crate::routes::RouteTable;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Engine;
@@ -35,38 +36,34 @@ impl Resolved {
     /// Combine the options: an explicit `conf` wins over `dir/switchyard.toml`,
     /// an explicit component over the config's `app`, which defaults to
     /// `dir/build/app.wasm`.
-    pub(crate) fn new(
-        dir: &Path,
-        conf: Option<Config>,
-        config_file: Option<PathBuf>,
-        component: Option<PathBuf>,
-        dev: bool,
-        cache_dir: Option<PathBuf>,
-    ) -> Result<Self, ConfigError> {
+    pub(crate) fn from_options(options: &Options) -> Result<Self, ConfigError> {
+        let dir = &options.dir;
         let default_file = dir.join(CONFIG_FILE);
-        let (config, config_file) = match (conf, config_file) {
-            (Some(config), file) => (config, file),
-            (None, Some(file)) => (Config::load(&file)?, Some(file)),
+        let (config, config_file) = match (&options.conf, &options.config_file) {
+            (Some(config), file) => (config.clone(), file.clone()),
+            (None, Some(file)) => (Config::load(file)?, Some(file.clone())),
             (None, None) if default_file.exists() => {
                 (Config::load(&default_file)?, Some(default_file))
             }
             (None, None) => (
                 Config {
-                    base_dir: dir.to_path_buf(),
+                    base_dir: dir.clone(),
                     ..Config::default()
                 },
                 None,
             ),
         };
-        let app = component
+        let app = options
+            .component
+            .clone()
             .or_else(|| config.app.as_ref().map(|app| config.resolve(app)))
             .unwrap_or_else(|| dir.join("build").join("app.wasm"));
         Ok(Self {
             config,
             config_file,
             app,
-            dev,
-            cache_dir,
+            dev: options.dev,
+            cache_dir: options.cache_dir.clone(),
         })
     }
 

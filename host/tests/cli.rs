@@ -439,3 +439,56 @@ fn no_ambient_authority_by_default() {
     assert_eq!(file.status, 403, "{}", file.text());
     assert!(Path::new("/etc/passwd").exists());
 }
+
+#[test]
+fn dev_mode_swaps_in_a_new_build_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = dir.path().join("app.wasm");
+    std::fs::copy(APP_COMPONENT, &component).unwrap();
+    let server = Server::start(
+        SWITCHYARD,
+        &["dev", "app.wasm", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    assert!(
+        get(server.address, "/")
+            .text()
+            .contains("Welcome to Switchyard")
+    );
+
+    // A new build lands the way `cp` writes it: a new file, renamed over the old.
+    let staged = dir.path().join("app.wasm.new");
+    std::fs::copy(FIXTURES_COMPONENT, &staged).unwrap();
+    std::fs::rename(&staged, &component).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(server.address, "/").text() != "fixtures" {
+        assert!(
+            Instant::now() < deadline,
+            "the new build was not swapped in:\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        server.output().contains("reloaded `app.wasm`"),
+        "{}",
+        server.output()
+    );
+
+    // A broken build is reported and the last good one keeps serving.
+    std::fs::write(dir.path().join("app.wasm.new"), b"not wasm").unwrap();
+    std::fs::rename(dir.path().join("app.wasm.new"), &component).unwrap();
+    while !server
+        .output()
+        .contains("failed to reload, still serving the previous build")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the broken build was not reported:\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(server.address, "/").text(), "fixtures");
+}
