@@ -10,13 +10,19 @@ guest_release := guest_target / "wasm32-wasip2" / "release"
 default:
     @just --list
 
-# Build the guest components in release: build/app.wasm.
+# The wasmtime CLI matching the host's wasmtime, for `serve-wasmtime` and the tests.
+wasmtime_version := "48.0.8"
+
+# Build the guest components in release: build/app.wasm and build/router.wasm.
 build-guest:
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    # Apps and routers enable different SDK features: one cargo run each.
     CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p router
     mkdir -p build
     cp "{{guest_release}}/app.wasm" build/app.wasm
-    @echo "built build/app.wasm"
+    cp "{{guest_release}}/router.wasm" build/router.wasm
+    @echo "built build/app.wasm and build/router.wasm"
 
 # Build the release host.
 build-host:
@@ -26,10 +32,28 @@ build-host:
 serve *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm {{ARGS}}
 
-# Run every test: the guest SDK's unit tests, then the host's unit and end-to-end tests.
-test:
+# Serve build/app.wasm behind the example router: `just serve-router --listen 127.0.0.1:0`.
+serve-router *ARGS: build-guest build-host
+    ./target/release/switchyard serve build/app.wasm --router build/router.wasm {{ARGS}}
+
+# Compose the example router in front of the app: build/composed.wasm.
+compose: build-guest build-host
+    ./target/release/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
+
+# Install the stock wasmtime CLI of the host's wasmtime version, when missing.
+install-wasmtime:
+    wasmtime --version 2>/dev/null | grep -q "^wasmtime {{wasmtime_version}} " || cargo install --locked wasmtime-cli@{{wasmtime_version}}
+
+# Run build/composed.wasm under the stock `wasmtime serve` (default 0.0.0.0:8080; pass `--addr`).
+serve-wasmtime *ARGS: compose install-wasmtime
+    wasmtime serve -Scli {{ARGS}} build/composed.wasm
+
+# Run every test: the guest SDK's unit tests (app and router builds), then the host's
+# unit and end-to-end tests (some run the stock `wasmtime serve`, installed when missing).
+test: install-wasmtime
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router
     cargo test --workspace
 
 # Formatting and clippy (warnings are errors), both workspaces.
@@ -37,4 +61,5 @@ lint:
     cargo fmt --all -- --check
     cargo fmt --all --manifest-path guest/Cargo.toml -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --workspace --target wasm32-wasip2 -- -D warnings
+    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p switchyard-guest -p app -p fixtures -- -D warnings
+    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p router -- -D warnings

@@ -6,8 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The guest packages the tests use, and the constant naming each.
-const GUESTS: &[(&str, &str)] = &[("app", "APP_COMPONENT"), ("fixtures", "FIXTURES_COMPONENT")];
+/// The guest packages the tests use, and the constant naming each, in
+/// groups built by one cargo run each: apps and routers enable different
+/// features of the SDK, so they must not be built together.
+const GUESTS: &[&[(&str, &str)]] = &[
+    &[("app", "APP_COMPONENT"), ("fixtures", "FIXTURES_COMPONENT")],
+    &[("router", "ROUTER_COMPONENT")],
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -19,39 +24,42 @@ fn main() {
         "guest/sdk",
         "guest/app",
         "guest/fixtures",
+        "guest/router",
         "wit",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = root.join("target").join("wasm");
-    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cargo
-        .current_dir(&guest)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(guest.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir)
-        // What the outer build set for itself must not leak into the guests.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_MAKEFLAGS");
-    for (package, _) in GUESTS {
-        cargo.args(["-p", package]);
+    for group in GUESTS {
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo
+            .current_dir(&guest)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(guest.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            // What the outer build set for itself must not leak into the guests.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("CARGO_MAKEFLAGS");
+        for (package, _) in *group {
+            cargo.args(["-p", package]);
+        }
+        let status = cargo.status().expect("failed to run cargo for the guests");
+        assert!(
+            status.success(),
+            "building the guests failed; is the target installed? `rustup target add wasm32-wasip2`"
+        );
     }
-    let status = cargo.status().expect("failed to run cargo for the guests");
-    assert!(
-        status.success(),
-        "building the guests failed; is the target installed? `rustup target add wasm32-wasip2`"
-    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let mut generated = String::new();
-    for (package, constant) in GUESTS {
+    for (package, constant) in GUESTS.iter().copied().flatten() {
         let wasm = wasm_path(&target_dir, package);
         assert!(wasm.exists(), "`{}` was not built", wasm.display());
         generated.push_str(&format!(

@@ -34,6 +34,7 @@ pub(crate) struct Options {
     pub(crate) config_file: Option<PathBuf>,
     pub(crate) quiet: bool,
     pub(crate) component: Option<PathBuf>,
+    pub(crate) routers: Vec<PathBuf>,
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
@@ -156,6 +157,16 @@ impl App {
             .map(|p| p.resolved.app.clone())
     }
 
+    /// The router components in front of the app, outermost first (after
+    /// `prepare`).
+    pub fn routers(&self) -> Vec<PathBuf> {
+        self.prepared
+            .load()
+            .as_ref()
+            .map(|p| p.routers().to_vec())
+            .unwrap_or_default()
+    }
+
     /// The effective configuration (after `prepare`).
     pub fn config(&self) -> Option<Config> {
         self.prepared
@@ -213,6 +224,13 @@ impl AppBuilder {
     /// The app component, overriding the config's `app`.
     pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
         self.options.component = Some(path.into());
+        self
+    }
+
+    /// Put a router component in front of the app's default handler (call
+    /// again for a chain, outermost first). Overrides the config's `router`.
+    pub fn router(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.routers.push(path.into());
         self
     }
 

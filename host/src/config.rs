@@ -28,6 +28,10 @@ pub const CONFIG_FILE: &str = "switchyard.toml";
 pub struct Config {
     /// The page app component, relative to the config file.
     pub app: Option<PathBuf>,
+    /// Router components in front of the app: a path or a list of paths,
+    /// outermost first.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub router: Vec<PathBuf>,
     /// `false`: no page is served by its file name; only `[[routes]]` reach pages.
     #[serde(default = "enabled")]
     pub use_file_system_public_routes: bool,
@@ -52,6 +56,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             app: None,
+            router: Vec::new(),
             use_file_system_public_routes: true,
             server: ServerConfig::default(),
             routes: Vec::new(),
@@ -60,6 +65,31 @@ impl Default for Config {
             base_dir: PathBuf::from("."),
         }
     }
+}
+
+/// `"a.wasm"` or `["a.wasm", "b.wasm"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    struct Paths;
+    impl<'de> serde::de::Visitor<'de> for Paths {
+        type Value = Vec<PathBuf>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a path or a list of paths")
+        }
+        fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Self::Value, E> {
+            Ok(vec![PathBuf::from(path)])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut paths = Vec::new();
+            while let Some(path) = seq.next_element::<PathBuf>()? {
+                paths.push(path);
+            }
+            Ok(paths)
+        }
+    }
+    d.deserialize_any(Paths)
 }
 
 fn enabled() -> bool {

@@ -35,7 +35,7 @@ where
         .http()
         .new_incoming_request(Scheme::Http, request)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = prepared.pre.clone();
+    let pre = prepared.handler.clone();
     let timeout = prepared.timeout;
     let task = tokio::spawn(async move {
         tokio::time::timeout(timeout, async move {

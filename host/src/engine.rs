@@ -17,6 +17,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime::{Result, bail};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// How often the epoch advances: the granularity at which a running guest
 /// yields to the runtime (and so how late a timeout can fire).
@@ -82,12 +83,9 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<Host>> {
     Ok(linker)
 }
 
-/// Read and compile the component at `path`, from the cache when it can.
-pub(crate) fn load_component(
-    engine: &Engine,
-    path: &Path,
-    cache_dir: Option<&Path>,
-) -> Result<Component> {
+/// Read the component at `path`, with a clear error when it is missing or
+/// is not a component.
+pub fn read_component(path: &Path) -> Result<Vec<u8>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -106,21 +104,28 @@ pub(crate) fn load_component(
             path.display()
         );
     }
-    let cached = cache_dir.map(|dir| cache_path(engine, dir, &bytes));
+    Ok(bytes)
+}
+
+/// Compile `bytes` (named `what` in messages), from the cache when it can.
+pub(crate) fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    what: &str,
+    cache_dir: Option<&Path>,
+) -> Result<Component> {
+    let cached = cache_dir.map(|dir| cache_path(engine, dir, bytes));
     if let Some(cached) = &cached
         && let Some(component) = load_cached(engine, cached)
     {
         return Ok(component);
     }
-    let component = Component::from_binary(engine, &bytes)
-        .with_context(|| format!("failed to compile `{}`", path.display()))?;
+    let component = Component::from_binary(engine, bytes)
+        .with_context(|| format!("failed to compile {what}"))?;
     if let Some(cached) = &cached
         && let Err(error) = store_cached(&component, cached)
     {
-        tracing::warn!(
-            "failed to cache the compiled `{}`: {error:#}",
-            path.display()
-        );
+        tracing::warn!("failed to cache the compiled {what}: {error:#}");
     }
     Ok(component)
 }
@@ -179,6 +184,17 @@ pub(crate) fn pre_instantiate_app(
     component: &Component,
     path: &Path,
 ) -> Result<AppPre<Host>> {
+    let imports_renderer = component
+        .component_type()
+        .imports(linker.engine())
+        .any(|(name, _)| name.starts_with("switchyard:server/renderer@"));
+    if imports_renderer {
+        bail!(
+            "`{}` is a router, not an app: serve an app and plug the router in with `--router {}`",
+            path.display(),
+            path.display()
+        );
+    }
     let instance_pre = linker.instantiate_pre(component).with_context(|| {
         format!(
             "failed to link `{}`: it imports something Switchyard does not provide",
@@ -192,6 +208,20 @@ pub(crate) fn pre_instantiate_app(
             path.display()
         )
     })
+}
+
+/// Pre-instantiate the handler side: a plain app, or a composition of
+/// routers and the app. Either way a `wasi:http/proxy` component.
+pub(crate) fn pre_instantiate_proxy(
+    linker: &Linker<Host>,
+    component: &Component,
+    what: &str,
+) -> Result<ProxyPre<Host>> {
+    let instance_pre = linker.instantiate_pre(component).with_context(|| {
+        format!("failed to link {what}: it imports something Switchyard does not provide")
+    })?;
+    ProxyPre::new(instance_pre)
+        .with_context(|| format!("{what} does not export `wasi:http/incoming-handler@0.2.12`"))
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/switchyard` or

@@ -21,6 +21,7 @@
 mod app;
 mod bindings;
 pub mod body;
+pub mod compose;
 pub mod config;
 mod default_handler;
 mod engine;
@@ -36,6 +37,7 @@ pub mod server;
 pub use app::{App, AppBuilder};
 pub use body::Body;
 pub use config::Config;
+pub use engine::read_component;
 pub use error::Error;
 pub use handler::RequestHandler;
 pub use routes::parse_query;

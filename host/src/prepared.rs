@@ -3,6 +3,7 @@
 
 use crate::app::Options;
 use crate::bindings::AppPre;
+use crate::compose;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use crate::engine::{self, EngineSettings};
 use crate::instance::{Host, StoreSettings};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::Result;
 use wasmtime::error::Context;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// How many requests may be in flight at once (instances in the pool).
 const MAX_INSTANCES: u32 = 1000;
@@ -26,6 +28,8 @@ pub(crate) struct Resolved {
     pub(crate) config_file: Option<PathBuf>,
     /// The app component.
     pub(crate) app: PathBuf,
+    /// Router components in front of it, outermost first.
+    pub(crate) routers: Vec<PathBuf>,
     /// Dev mode.
     pub(crate) dev: bool,
     /// Where compiled components are cached.
@@ -58,10 +62,20 @@ impl Resolved {
             .clone()
             .or_else(|| config.app.as_ref().map(|app| config.resolve(app)))
             .unwrap_or_else(|| dir.join("build").join("app.wasm"));
+        let routers = if options.routers.is_empty() {
+            config
+                .router
+                .iter()
+                .map(|router| config.resolve(router))
+                .collect()
+        } else {
+            options.routers.clone()
+        };
         Ok(Self {
             config,
             config_file,
             app,
+            routers,
             dev: options.dev,
             cache_dir: options.cache_dir.clone(),
         })
@@ -77,7 +91,11 @@ impl Resolved {
 /// The prepared app: everything a request needs, shared by all of them.
 pub(crate) struct Prepared {
     pub(crate) engine: Engine,
+    /// The app, for `render` calls.
     pub(crate) pre: AppPre<Host>,
+    /// The default handler: the app's, or that of the routers composed in
+    /// front of it.
+    pub(crate) handler: ProxyPre<Host>,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
     pub(crate) timeout: Duration,
@@ -97,9 +115,22 @@ impl Prepared {
             max_memory: config.limits.max_memory,
         })?;
         let linker = engine::linker(&engine)?;
-        let component =
-            engine::load_component(&engine, &resolved.app, resolved.cache_dir.as_deref())?;
+        let cache = resolved.cache_dir.as_deref();
+        let app_bytes = engine::read_component(&resolved.app)?;
+        let app_name = format!("`{}`", resolved.app.display());
+        let component = engine::compile(&engine, &app_bytes, &app_name, cache)?;
         let pre = engine::pre_instantiate_app(&linker, &component, &resolved.app)?;
+        let handler = if resolved.routers.is_empty() {
+            ProxyPre::new(pre.instance_pre().clone())?
+        } else {
+            let composed = compose_routers(&resolved, &app_bytes)?;
+            let what = format!(
+                "the composition of {} and {app_name}",
+                list(&resolved.routers)
+            );
+            let component = engine::compile(&engine, &composed, &what, cache)?;
+            engine::pre_instantiate_proxy(&linker, &component, &what)?
+        };
         let mut env = Vec::new();
         if !config.use_file_system_public_routes {
             env.push((
@@ -117,6 +148,7 @@ impl Prepared {
         let mut prepared = Self {
             engine,
             pre,
+            handler,
             store,
             routes,
             timeout: config.limits.request_timeout,
@@ -126,6 +158,11 @@ impl Prepared {
         prepared.pages = prepared.list_pages().await?;
         prepared.check_route_pages()?;
         Ok(prepared)
+    }
+
+    /// The routers the handler runs, for messages and `switchyard routes`.
+    pub(crate) fn routers(&self) -> &[PathBuf] {
+        &self.resolved.routers
     }
 
     async fn list_pages(&self) -> Result<Vec<String>> {
@@ -169,4 +206,18 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// Read the routers and compose them in front of the app's `bytes`.
+fn compose_routers(resolved: &Resolved, app_bytes: &[u8]) -> Result<Vec<u8>> {
+    compose::compose_files(&resolved.app, app_bytes, &resolved.routers)
+}
+
+/// `` `a.wasm`, `b.wasm` ``
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| format!("`{}`", path.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -80,9 +80,7 @@ fn errors_become_a_500() {
         (500, "internal server error")
     );
     assert!(
-        server
-            .output()
-            .contains("Error occurred handling /a?ms=5000 the guest ran past the request timeout")
+        server.printed("Error occurred handling /a?ms=5000 the guest ran past the request timeout")
     );
     assert_eq!(
         get(server.address, "/a?ms=0&name=ok").text(),

@@ -21,13 +21,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start `program` with `args` (in `dir` if given) and wait for its ready
-    /// line; panics with its output if it exits or does not get ready.
+    /// Start `program` with `args` (in `dir` if given) and wait for its
+    /// `> Ready on http://HOST:PORT` line; panics with its output if it exits
+    /// or does not get ready.
     pub fn start(
         program: impl AsRef<Path>,
         args: &[&str],
         dir: Option<&Path>,
         envs: &[(&str, &str)],
+    ) -> Server {
+        Self::start_announcing(program, args, dir, envs, "> Ready on http://")
+    }
+
+    /// Like [`Server::start`], for a server whose ready line (on stdout or
+    /// stderr) is `ready` followed by `HOST:PORT` (`wasmtime serve` says
+    /// `Serving HTTP on http://`).
+    pub fn start_announcing(
+        program: impl AsRef<Path>,
+        args: &[&str],
+        dir: Option<&Path>,
+        envs: &[(&str, &str)],
+        ready: &str,
     ) -> Server {
         let (mut child, output, lines) = spawn(program.as_ref(), args, dir, envs);
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -35,7 +49,8 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("> Ready on http://") {
+                    if let Some(url) = line.find(ready).map(|at| &line[at + ready.len()..]) {
+                        let url = url.trim_end_matches('/');
                         let address = url
                             .to_socket_addrs()
                             .ok()
@@ -67,6 +82,22 @@ impl Server {
     /// Everything it printed so far, stdout and stderr.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Whether its output comes to contain `text` within a few seconds (its
+    /// output is read on other threads, so a log line may trail the response
+    /// it belongs to).
+    pub fn printed(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.output().contains(text) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Send `signal` (`"TERM"`, `"INT"`) to it.
@@ -172,17 +203,15 @@ fn spawn(
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     for (stream, sender) in [
-        (Box::new(stdout) as Box<dyn Read + Send>, Some(sender)),
-        (Box::new(stderr), None),
+        (Box::new(stdout) as Box<dyn Read + Send>, sender.clone()),
+        (Box::new(stderr), sender),
     ] {
         let output = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 output.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(sender) = &sender {
-                    let _ = sender.send(line);
-                }
+                let _ = sender.send(line);
             }
         });
     }

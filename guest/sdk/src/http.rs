@@ -3,6 +3,7 @@
 use crate::bindings::wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
+#[cfg(not(feature = "router"))]
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::{Request, Response};
 
@@ -11,7 +12,16 @@ const WRITE_CHUNK: usize = 4096;
 
 /// Read `incoming` (body included) into a [`Request`]. The path is left raw
 /// (percent-encoded) for routing; the query is parsed.
+#[cfg(not(feature = "router"))]
 pub(crate) fn read_request(incoming: IncomingRequest) -> anyhow::Result<Request> {
+    let mut request = read_head(&incoming);
+    request.body = read_body(&incoming)?;
+    Ok(request)
+}
+
+/// Read everything but the body of `incoming`, which stays unconsumed (a
+/// router may pass the request on). The path is left raw (percent-encoded).
+pub(crate) fn read_head(incoming: &IncomingRequest) -> Request {
     let target = incoming
         .path_with_query()
         .unwrap_or_else(|| "/".to_string());
@@ -27,18 +37,17 @@ pub(crate) fn read_request(incoming: IncomingRequest) -> anyhow::Result<Request>
             )
         })
         .collect();
-    let mut request = Request {
+    Request {
         method: method_name(&incoming.method()),
         path: path.to_string(),
         raw_query: raw_query.to_string(),
         query: crate::parse_query(raw_query),
         headers,
         ..Request::default()
-    };
-    request.body = read_body(&incoming)?;
-    Ok(request)
+    }
 }
 
+#[cfg(not(feature = "router"))]
 fn read_body(incoming: &IncomingRequest) -> anyhow::Result<Vec<u8>> {
     let body = incoming
         .consume()

@@ -25,30 +25,41 @@
 //!
 //! Pages named `/404` and `/_error` replace the default not-found and error
 //! responses, as in Next.js.
+//!
+//! With the `router` feature (and without the default `app` feature), the
+//! crate writes router components instead: see [`router`].
 
 pub mod bindings;
+#[cfg(not(feature = "router"))]
 mod exports;
 mod http;
+#[cfg(not(feature = "router"))]
 mod pages;
 mod query;
 mod request;
 mod response;
+#[cfg(feature = "router")]
+pub mod router;
 
 pub use anyhow::{Error, Result, anyhow, bail};
+#[cfg(not(feature = "router"))]
 #[doc(hidden)]
 pub use exports::Exports;
+#[cfg(not(feature = "router"))]
 pub use pages::{PageFn, Pages};
 pub use query::{decode_path, parse_query};
 pub use request::Request;
 pub use response::Response;
 
 /// A page app: the table of its pages.
+#[cfg(not(feature = "router"))]
 pub trait App: 'static {
     /// The app's pages. Called once per request: keep it cheap (no I/O).
     fn pages() -> Pages;
 }
 
 /// Export an [`App`] as the component's default handler and renderer.
+#[cfg(not(feature = "router"))]
 #[macro_export]
 macro_rules! export {
     ($app:ty) => {

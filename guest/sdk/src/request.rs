@@ -86,7 +86,8 @@ impl Request {
         &self.headers
     }
 
-    /// The request body (empty for `renderer.render`).
+    /// The request body (empty for `renderer.render`, and in a router, which
+    /// leaves the body to the app).
     pub fn body(&self) -> &[u8] {
         &self.body
     }
@@ -104,6 +105,7 @@ impl Request {
 
     /// Replace query entries named like `params` with the parameters, as
     /// Next.js merges route parameters into `query`.
+    #[cfg(not(feature = "router"))]
     pub(crate) fn merge_params(&mut self, params: Vec<(String, String)>) {
         self.query
             .retain(|(name, _)| !params.iter().any(|(param, _)| param == name));

@@ -107,6 +107,16 @@ impl From<Response> for Page {
     }
 }
 
+impl From<Page> for Response {
+    fn from(page: Page) -> Self {
+        Response {
+            status: page.status,
+            headers: page.headers,
+            body: page.body,
+        }
+    }
+}
+
 /// The 64-bit FNV-1a hash: a cheap, stable content hash for `ETag`s.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {

@@ -1,6 +1,7 @@
 //! The `switchyard` subcommands, one file each.
 
 mod check;
+mod compose;
 mod routes;
 mod serve;
 
@@ -26,6 +27,9 @@ pub(crate) enum Command {
     Check(check::CheckCommand),
     /// Print the effective route table.
     Routes(routes::RoutesCommand),
+    /// Compose router components in front of an app into one component,
+    /// for `wasmtime serve` or any wasi:http host.
+    Compose(compose::ComposeCommand),
 }
 
 impl Command {
@@ -35,6 +39,7 @@ impl Command {
             Command::Dev(command) => command.dev().execute(),
             Command::Check(command) => command.execute(),
             Command::Routes(command) => command.execute(),
+            Command::Compose(command) => command.execute(),
         }
     }
 }
@@ -48,6 +53,10 @@ pub(crate) struct AppArgs {
     /// The config file [default: `switchyard.toml` if present].
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// A router component in front of the app's default handler; repeat
+    /// for a chain, outermost first [default: the config's `router`].
+    #[arg(long, value_name = "ROUTER.wasm")]
+    pub(crate) router: Vec<PathBuf>,
 }
 
 impl AppArgs {
@@ -59,6 +68,9 @@ impl AppArgs {
         }
         if let Some(app) = &self.app {
             builder = builder.component(app);
+        }
+        for router in &self.router {
+            builder = builder.router(router);
         }
         builder
     }

@@ -1,5 +1,6 @@
 //! `switchyard routes`: print the effective route table, in the order a
-//! request meets it: redirects, routes, then the app's own pages.
+//! request meets it: redirects, routes, the routers (whose routing is code),
+//! then the app's own pages.
 
 use super::AppArgs;
 use clap::Args;
@@ -16,6 +17,9 @@ impl RoutesCommand {
         let app = self.app.builder().build();
         super::runtime()?.block_on(app.prepare())?;
         let config = app.config().unwrap_or_default();
+        for router in app.routers() {
+            println!("router {}", router.display());
+        }
         let mut lines = app.routes();
         let file_system = if config.use_file_system_public_routes {
             "app page"

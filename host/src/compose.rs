@@ -1,0 +1,154 @@
+//! Compose router components in front of an app, as `wac plug` does, with
+//! `wac-graph`.
+//!
+//! Each router's imports of `wasi:http/incoming-handler` and
+//! `switchyard:server/renderer` are satisfied by the component behind it
+//! (the next router, or the app) and by the app's renderer; what remains
+//! (the `wasi:*` imports) is imported by the composition, which exports the
+//! outermost router's handler. The result is a plain `wasi:http/proxy`
+//! component: it runs under `switchyard serve` and under `wasmtime serve`.
+
+use std::path::Path;
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
+use wasmtime::{Result, bail, format_err};
+
+/// The app's default handler, as routers import and apps export it.
+const HANDLER: &str = "wasi:http/incoming-handler@0.2";
+/// The app's renderer.
+const RENDERER: &str = "switchyard:server/renderer@0.1";
+/// What to tell the author of a component that is not a router.
+const ROUTER_WORLD: &str = "target the `switchyard:server/router` world";
+
+/// A component to compose: where it came from, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    /// Its path, for messages.
+    pub path: &'a Path,
+    /// The component.
+    pub bytes: &'a [u8],
+}
+
+/// Compose `routers` (outermost first) in front of `app`.
+pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
+    let mut graph = CompositionGraph::new();
+    let app_id = register(&mut graph, "switchyard:app", &app)?;
+    let app_exports = export_names(&graph, app_id);
+    let Some(app_handler) = find(&app_exports, HANDLER) else {
+        bail!(
+            "`{}` is not a Switchyard app: it does not export `wasi:http/incoming-handler@0.2.12` \
+             (target the `switchyard:server/app` world)",
+            app.path.display()
+        );
+    };
+    let app_renderer = find(&app_exports, RENDERER);
+    let app_instance = graph.instantiate(app_id);
+    let mut behind: (NodeId, String) = (app_instance, app_handler);
+    for (i, router) in routers.iter().enumerate().rev() {
+        let id = register(&mut graph, &format!("switchyard:router{i}"), router)?;
+        let path = router.path.display();
+        let Some(export) = find(&export_names(&graph, id), HANDLER) else {
+            bail!(
+                "`{path}` is not a router: it does not export `wasi:http/incoming-handler@0.2.12` ({ROUTER_WORLD})"
+            );
+        };
+        let imports = import_names(&graph, id);
+        if find(&imports, HANDLER).is_none() && find(&imports, RENDERER).is_none() {
+            bail!(
+                "`{path}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
+                 nor `switchyard:server/renderer@0.1.0` from the app ({ROUTER_WORLD})"
+            );
+        }
+        let instance = graph.instantiate(id);
+        for import in &imports {
+            let (source, name) = if import.starts_with(HANDLER) {
+                (behind.0, behind.1.clone())
+            } else if import.starts_with(RENDERER) {
+                let Some(renderer) = &app_renderer else {
+                    bail!(
+                        "`{path}` imports `{import}`, but the app `{}` does not export it \
+                         (build the app for the `switchyard:server/app` world)",
+                        app.path.display()
+                    );
+                };
+                (app_instance, renderer.clone())
+            } else {
+                continue;
+            };
+            let node = graph
+                .alias_instance_export(source, &name)
+                .map_err(|e| format_err!("failed to compose `{path}`: {e:#}"))?;
+            graph
+                .set_instantiation_argument(instance, import, node)
+                .map_err(|e| format_err!("failed to plug `{import}` into `{path}`: {e:#}"))?;
+        }
+        behind = (instance, export);
+    }
+    let handler = graph
+        .alias_instance_export(behind.0, &behind.1)
+        .map_err(|e| format_err!("failed to compose: {e:#}"))?;
+    graph
+        .export(handler, &behind.1)
+        .map_err(|e| format_err!("failed to compose: {e:#}"))?;
+    graph
+        .encode(EncodeOptions::default())
+        .map_err(|e| format_err!("failed to encode the composition: {e:#}"))
+}
+
+/// Read the routers at `routers` and compose them in front of the app at
+/// `app` (whose bytes are `app_bytes`).
+pub fn compose_files(
+    app: &Path,
+    app_bytes: &[u8],
+    routers: &[std::path::PathBuf],
+) -> Result<Vec<u8>> {
+    let bytes = routers
+        .iter()
+        .map(|path| crate::engine::read_component(path))
+        .collect::<Result<Vec<_>>>()?;
+    let inputs: Vec<Input<'_>> = routers
+        .iter()
+        .zip(&bytes)
+        .map(|(path, bytes)| Input { path, bytes })
+        .collect();
+    compose(
+        Input {
+            path: app,
+            bytes: app_bytes,
+        },
+        &inputs,
+    )
+}
+
+fn register(graph: &mut CompositionGraph, name: &str, input: &Input<'_>) -> Result<PackageId> {
+    let package = Package::from_bytes(name, None, input.bytes, graph.types_mut()).map_err(|e| {
+        format_err!(
+            "failed to read `{}` as a component: {e:#}",
+            input.path.display()
+        )
+    })?;
+    graph
+        .register_package(package)
+        .map_err(|e| format_err!("failed to read `{}`: {e:#}", input.path.display()))
+}
+
+fn export_names(graph: &CompositionGraph, package: PackageId) -> Vec<String> {
+    graph.types()[graph[package].ty()]
+        .exports
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn import_names(graph: &CompositionGraph, package: PackageId) -> Vec<String> {
+    graph.types()[graph[package].ty()]
+        .imports
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The name in `names` of the interface `prefix` (any compatible version).
+fn find(names: &[String], prefix: &str) -> Option<String> {
+    names.iter().find(|name| name.starts_with(prefix)).cloned()
+}
