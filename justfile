@@ -42,7 +42,7 @@ compose: build-guest build-host
 
 # Install the stock wasmtime CLI of the host's wasmtime version, when missing.
 install-wasmtime:
-    wasmtime --version 2>/dev/null | grep -q "^wasmtime {{wasmtime_version}} " || cargo install --locked wasmtime-cli@{{wasmtime_version}}
+    [ "$(wasmtime --version 2>/dev/null | awk '{print $2}')" = "{{wasmtime_version}}" ] || cargo install --locked wasmtime-cli@{{wasmtime_version}}
 
 # Run build/composed.wasm under the stock `wasmtime serve` (default 0.0.0.0:8080; pass `--addr`).
 serve-wasmtime *ARGS: compose install-wasmtime

@@ -35,6 +35,8 @@ pub struct Config {
     /// `false`: no page is served by its file name; only `[[routes]]` reach pages.
     #[serde(default = "enabled")]
     pub use_file_system_public_routes: bool,
+    /// Static files served by the host (Next.js's `public/`).
+    pub public_dir: Option<PathBuf>,
     /// Where the server listens.
     #[serde(default)]
     pub server: ServerConfig,
@@ -47,6 +49,9 @@ pub struct Config {
     /// Per-request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// What a guest may use beyond computing: none of it by default.
+    #[serde(default)]
+    pub grants: Grants,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -58,10 +63,12 @@ impl Default for Config {
             app: None,
             router: Vec::new(),
             use_file_system_public_routes: true,
+            public_dir: None,
             server: ServerConfig::default(),
             routes: Vec::new(),
             redirects: Vec::new(),
             limits: Limits::default(),
+            grants: Grants::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -106,6 +113,12 @@ pub struct ServerConfig {
     /// The port; 0 picks a free one.
     #[serde(default = "default_port")]
     pub port: u16,
+    /// How long a client may take to send its request headers (`"10s"`).
+    #[serde(default = "default_header_read_timeout", with = "human_duration")]
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests get to finish on SIGINT/SIGTERM (`"30s"`).
+    #[serde(default = "default_shutdown_timeout", with = "human_duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -113,8 +126,18 @@ impl Default for ServerConfig {
         Self {
             hostname: default_hostname(),
             port: default_port(),
+            header_read_timeout: default_header_read_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_hostname() -> String {
@@ -161,6 +184,17 @@ pub struct Limits {
     /// Linear memory one instance may use (`"128MiB"`); past it the request fails.
     #[serde(default = "default_max_memory", with = "human_size")]
     pub max_memory: u64,
+    /// The largest request body (`"10MiB"`); larger: 413, also when streamed
+    /// without a length.
+    #[serde(default = "default_max_request_body", with = "human_size")]
+    pub max_request_body: u64,
+    /// Requests handled at once; more: 503 with `Retry-After`.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u32,
+    /// The largest request head, request line and headers (`"64KiB"`, at
+    /// least 8KiB); larger: 431.
+    #[serde(default = "default_max_header_size", with = "human_size")]
+    pub max_header_size: u64,
 }
 
 impl Default for Limits {
@@ -168,8 +202,43 @@ impl Default for Limits {
         Self {
             request_timeout: default_request_timeout(),
             max_memory: default_max_memory(),
+            max_request_body: default_max_request_body(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_header_size: default_max_header_size(),
         }
     }
+}
+
+fn default_max_request_body() -> u64 {
+    10 << 20
+}
+
+fn default_max_concurrent_requests() -> u32 {
+    1000
+}
+
+fn default_max_header_size() -> u64 {
+    64 << 10
+}
+
+/// `[grants]`: authority a guest gets, each granted explicitly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Environment variables the guest sees, with their values.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host environment variables passed through to the guest, by name.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
+    /// Directories the guest may read: guest path = host path (relative
+    /// to the config file). Read-only.
+    #[serde(default)]
+    pub dirs: BTreeMap<String, PathBuf>,
+    /// Hosts (`example.com`, `example.com:8080`, or `*` for any) the guest
+    /// may send HTTP requests to.
+    #[serde(default)]
+    pub outgoing_http: Vec<String>,
 }
 
 fn default_request_timeout() -> Duration {
@@ -281,7 +350,37 @@ impl Config {
         })?;
         config.base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         crate::routes::RouteTable::from_config(&config, path)?;
+        config.check(path)?;
         Ok(config)
+    }
+
+    /// Invariants across keys, each reported against its key.
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.max_concurrent_requests == 0 {
+            return Err(ConfigError::invalid(
+                path,
+                "limits.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        if limits.max_header_size < 8 << 10 {
+            return Err(ConfigError::invalid(
+                path,
+                "limits.max_header_size",
+                "must be at least 8KiB",
+            ));
+        }
+        for guest in self.grants.dirs.keys() {
+            if !guest.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    path,
+                    &format!("grants.dirs.{guest}"),
+                    "the guest path must be absolute, like \"/data\"",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A path from the file, resolved against the file's directory.

@@ -1,34 +1,52 @@
 //! The app's default handler: hand the request to the guest's
-//! `wasi:http/incoming-handler` export, in a fresh instance.
+//! `wasi:http/incoming-handler` export (or the routers' in front of it), in
+//! a fresh instance.
 
 use crate::body::Body;
 use crate::error::Error;
 use crate::instance::Host;
+use crate::limited_body::LimitedBody;
 use crate::prepared::Prepared;
 use bytes::Bytes;
 use http::{Request, Response, header};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::format_err;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// Run the default handler for `request`. The guest runs in a task of its
 /// own, so it can go on streaming the body after the response head is sent;
-/// `limits.request_timeout` bounds all of it.
+/// `limits.request_timeout` bounds all of it, and `permit` is held until it
+/// ends. A body over `limits.max_request_body` answers 413, whether its
+/// length was announced or it was streamed.
 pub(crate) async fn handle<B>(
     prepared: &Prepared,
-    mut request: Request<B>,
+    request: Request<B>,
+    permit: OwnedSemaphorePermit,
 ) -> Result<Response<Body>, Error>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
+    let max_body = prepared.resolved.config.limits.max_request_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body) {
+        return Err(Error::PayloadTooLarge(max_body));
+    }
+    let too_large = Arc::new(AtomicBool::new(false));
+    let mut request = request.map(|body| LimitedBody::new(body, max_body, too_large.clone()));
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         // HTTP/1.0 clients may send no Host; wasi:http requires an authority.
         request
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
-    let mut store = Host::store(&prepared.engine, &prepared.store);
+    let mut store = Host::store(&prepared.engine, &prepared.store)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let incoming = store
         .data_mut()
@@ -38,15 +56,21 @@ where
     let pre = prepared.handler.clone();
     let timeout = prepared.timeout;
     let task = tokio::spawn(async move {
+        let _permit = permit;
         tokio::time::timeout(timeout, async move {
-            let app = pre.instantiate_async(&mut store).await?;
-            app.wasi_http_incoming_handler()
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, out)
                 .await
         })
         .await
     });
-    match receiver.await {
+    let answer = receiver.await;
+    if too_large.load(Ordering::Relaxed) {
+        return Err(Error::PayloadTooLarge(max_body));
+    }
+    match answer {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => Err(Error::Guest(format_err!(
             "the app answered with an error: {code:?}"

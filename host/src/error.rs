@@ -19,6 +19,12 @@ pub enum Error {
     /// `prepare()` has not completed.
     #[error("the app is not prepared: await `App::prepare` before serving")]
     NotPrepared,
+    /// `limits.max_concurrent_requests` requests are already in flight.
+    #[error("too many requests in flight (limits.max_concurrent_requests = {0})")]
+    Overloaded(u32),
+    /// The request body is larger than `limits.max_request_body`.
+    #[error("the request body is larger than limits.max_request_body = {0} bytes")]
+    PayloadTooLarge(u64),
 }
 
 impl Error {
@@ -27,18 +33,23 @@ impl Error {
         match self {
             Error::Guest(_) | Error::NotPrepared => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
     /// Log the error for `url` and build the client's response: the details
     /// are shown only when `dev` is on, and logged unless `quiet`.
     pub fn into_response(self, url: &str, dev: bool, quiet: bool) -> Response<Body> {
-        if !quiet {
+        let status = self.status();
+        // A client's own mistake or a busy server is not worth an error line.
+        if !quiet && status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!("Error occurred handling {url} {self}");
         }
-        let status = self.status();
         let summary = match status {
             StatusCode::GATEWAY_TIMEOUT => "gateway timeout",
+            StatusCode::SERVICE_UNAVAILABLE => "service unavailable",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload too large",
             _ => "internal server error",
         };
         let body = if dev {
@@ -46,9 +57,13 @@ impl Error {
         } else {
             summary.to_string()
         };
-        Response::builder()
+        let mut response = Response::builder()
             .status(status)
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response = response.header(header::RETRY_AFTER, "1");
+        }
+        response
             .body(full(body))
             .expect("a static response is valid")
     }

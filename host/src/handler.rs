@@ -22,6 +22,11 @@ impl RequestHandler {
         Self { app }
     }
 
+    /// The effective configuration (defaults before `prepare`).
+    pub(crate) fn config(&self) -> crate::Config {
+        self.app.config().unwrap_or_default()
+    }
+
     /// Answer `request`. Never fails: a failure becomes a 500 (504 for a
     /// timeout), logged as `Error occurred handling <url> <error>`.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
@@ -43,14 +48,28 @@ impl RequestHandler {
     {
         let prepared = self.app.prepared.load_full().ok_or(Error::NotPrepared)?;
         let uri = request.uri();
-        match prepared.routes.route(uri.path(), uri.query().unwrap_or("")) {
-            Some(Routed::Redirect { status, location }) => Ok(redirect(status, &location)),
-            Some(Routed::Page { page, query }) => {
-                let info = crate::render::request_info(&request, &query);
-                crate::render::render(&prepared, info, &page, query).await
-            }
-            None => crate::default_handler::handle(&prepared, request).await,
+        let routed = prepared.routes.route(uri.path(), uri.query().unwrap_or(""));
+        if let Some(Routed::Redirect { status, location }) = routed {
+            return Ok(redirect(status, &location));
         }
+        let limits = &prepared.resolved.config.limits;
+        let permit = prepared
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded(limits.max_concurrent_requests))?;
+        if let Some(Routed::Page { page, query }) = routed {
+            let info = crate::render::request_info(&request, &query);
+            return crate::render::render(&prepared, info, &page, query).await;
+        }
+        if let Some(public) = &prepared.public
+            && let Some(file) = public
+                .serve(request.method(), uri.path(), request.headers())
+                .await
+        {
+            return Ok(file);
+        }
+        crate::default_handler::handle(&prepared, request, permit).await
     }
 }
 

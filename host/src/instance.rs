@@ -2,12 +2,16 @@
 //!
 //! A guest gets no ambient authority: an empty environment (but for the
 //! `SWITCHYARD_*` settings the host passes on), no preopened directories, no
-//! sockets, and outgoing HTTP requests are refused. Its stderr and stdout go
-//! to the server's.
+//! sockets, and outgoing HTTP requests are refused, unless `[grants]` in the
+//! config grants them one by one. Its stderr and stdout go to the server's.
 
+use http_body_util::BodyExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
+use wasmtime::error::Context;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
@@ -19,6 +23,10 @@ use wasmtime_wasi_http::{
 pub(crate) struct StoreSettings {
     /// Environment variables the guest sees (only these).
     pub(crate) env: Arc<[(String, String)]>,
+    /// Directories the guest may read: (host path, guest path).
+    pub(crate) dirs: Arc<[(PathBuf, String)]>,
+    /// Hosts the guest may send HTTP requests to (`*`: any).
+    pub(crate) outgoing_http: Arc<[String]>,
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: usize,
 }
@@ -29,19 +37,24 @@ pub(crate) struct Host {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    hooks: DenyOutgoing,
+    hooks: OutgoingPolicy,
 }
 
 impl Host {
     /// A store for one request, with its limits and an epoch deadline that
     /// yields to the runtime at every tick (the wall-clock timeout is the
     /// caller's, so a looping guest never holds a worker thread).
-    pub(crate) fn store(engine: &Engine, settings: &StoreSettings) -> Store<Host> {
-        let wasi = WasiCtx::builder()
-            .envs(&settings.env)
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+    pub(crate) fn store(
+        engine: &Engine,
+        settings: &StoreSettings,
+    ) -> wasmtime::Result<Store<Host>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&settings.env).inherit_stdout().inherit_stderr();
+        for (host, guest) in settings.dirs.iter() {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .with_context(|| format!("failed to open `{}` for the guest", host.display()))?;
+        }
+        let wasi = wasi.build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(settings.max_memory)
             .trap_on_grow_failure(true)
@@ -51,13 +64,15 @@ impl Host {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits,
-            hooks: DenyOutgoing,
+            hooks: OutgoingPolicy {
+                allowed: settings.outgoing_http.clone(),
+            },
         };
         let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        store
+        Ok(store)
     }
 }
 
@@ -80,21 +95,43 @@ impl WasiHttpView for Host {
     }
 }
 
-/// `wasi:http` hooks that refuse every outgoing request: no grant, no network.
-struct DenyOutgoing;
+/// `wasi:http` hooks that refuse every outgoing request but to the hosts
+/// `[grants] outgoing_http` names.
+struct OutgoingPolicy {
+    allowed: Arc<[String]>,
+}
+
+impl OutgoingPolicy {
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        self.allowed.iter().any(|allowed| {
+            allowed == "*" || allowed == authority.host() || allowed == authority.as_str()
+        })
+    }
+}
 
 type Sent = (
     http::Response<HyperOutgoingBody>,
     Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
 );
 
-impl WasiHttpHooks for DenyOutgoing {
+impl WasiHttpHooks for OutgoingPolicy {
     fn send_request(
         &mut self,
-        _request: http::Request<HyperOutgoingBody>,
-        _options: Option<RequestOptions>,
+        request: http::Request<HyperOutgoingBody>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<Sent, wasmtime_wasi_http::Error>> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        if !self.allows(request.uri()) {
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                Box::new(io);
+            Ok((response.map(BodyExt::boxed_unsync), io))
+        })
     }
 }

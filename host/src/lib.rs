@@ -28,11 +28,13 @@ mod engine;
 mod error;
 mod handler;
 mod instance;
+mod limited_body;
 mod prepared;
 mod reload;
 mod render;
 pub mod routes;
 pub mod server;
+mod static_files;
 
 pub use app::{App, AppBuilder};
 pub use body::Body;

@@ -8,16 +8,15 @@ use crate::config::{CONFIG_FILE, Config, ConfigError};
 use crate::engine::{self, EngineSettings};
 use crate::instance::{Host, StoreSettings};
 use crate::routes::RouteTable;
+use crate::static_files::PublicDir;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::Result;
 use wasmtime::error::Context;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-
-/// How many requests may be in flight at once (instances in the pool).
-const MAX_INSTANCES: u32 = 1000;
 
 /// Where things are, once the options and the config file are combined.
 #[derive(Debug, Clone)]
@@ -98,7 +97,11 @@ pub(crate) struct Prepared {
     pub(crate) handler: ProxyPre<Host>,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
+    /// Static files, if `public_dir` is set.
+    pub(crate) public: Option<PublicDir>,
     pub(crate) timeout: Duration,
+    /// One permit per request in flight (`limits.max_concurrent_requests`).
+    pub(crate) permits: Arc<Semaphore>,
     /// The app's page patterns, as its renderer lists them.
     pub(crate) pages: Vec<String>,
     pub(crate) resolved: Resolved,
@@ -110,9 +113,11 @@ impl Prepared {
     pub(crate) async fn new(resolved: Resolved) -> Result<Self> {
         let config = &resolved.config;
         let routes = RouteTable::from_config(config, &resolved.config_path())?;
+        let limits = &config.limits;
         let engine = engine::engine(&EngineSettings {
-            max_instances: MAX_INSTANCES,
-            max_memory: config.limits.max_memory,
+            // Room for the requests in flight, and for startup's own instance.
+            max_instances: limits.max_concurrent_requests.saturating_add(1),
+            max_memory: limits.max_memory,
         })?;
         let linker = engine::linker(&engine)?;
         let cache = resolved.cache_dir.as_deref();
@@ -131,19 +136,16 @@ impl Prepared {
             let component = engine::compile(&engine, &composed, &what, cache)?;
             engine::pre_instantiate_proxy(&linker, &component, &what)?
         };
-        let mut env = Vec::new();
-        if !config.use_file_system_public_routes {
-            env.push((
-                "SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES".to_string(),
-                "false".to_string(),
-            ));
-        }
-        if resolved.dev {
-            env.push(("SWITCHYARD_DEV".to_string(), "1".to_string()));
-        }
-        let store = StoreSettings {
-            env: Arc::from(env),
-            max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
+        let store = store_settings(&resolved)?;
+        let public = match &config.public_dir {
+            Some(dir) => Some(PublicDir::new(&config.resolve(dir)).map_err(|error| {
+                ConfigError::invalid(
+                    &resolved.config_path(),
+                    "public_dir",
+                    format!("`{}`: {error}", dir.display()),
+                )
+            })?),
+            None => None,
         };
         let mut prepared = Self {
             engine,
@@ -151,7 +153,9 @@ impl Prepared {
             handler,
             store,
             routes,
-            timeout: config.limits.request_timeout,
+            public,
+            timeout: limits.request_timeout,
+            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
             pages: Vec::new(),
             resolved,
         };
@@ -167,7 +171,7 @@ impl Prepared {
 
     async fn list_pages(&self) -> Result<Vec<String>> {
         let app = &self.resolved.app;
-        let mut store = Host::store(&self.engine, &self.store);
+        let mut store = Host::store(&self.engine, &self.store)?;
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance
@@ -206,6 +210,43 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// What every store gets: the settings the host passes on, and the grants.
+fn store_settings(resolved: &Resolved) -> Result<StoreSettings> {
+    let config = &resolved.config;
+    let grants = &config.grants;
+    let mut env: Vec<(String, String)> = grants.env.clone().into_iter().collect();
+    for name in &grants.inherit_env {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.clone(), value));
+        }
+    }
+    if !config.use_file_system_public_routes {
+        env.push((
+            "SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES".into(),
+            "false".into(),
+        ));
+    }
+    if resolved.dev {
+        env.push(("SWITCHYARD_DEV".into(), "1".into()));
+    }
+    let mut dirs = Vec::new();
+    for (guest, host) in &grants.dirs {
+        let host = config.resolve(host);
+        if !host.is_dir() {
+            let key = format!("grants.dirs.{guest}");
+            let reason = format!("`{}` is not a directory", host.display());
+            return Err(ConfigError::invalid(&resolved.config_path(), &key, reason).into());
+        }
+        dirs.push((host, guest.clone()));
+    }
+    Ok(StoreSettings {
+        env: Arc::from(env),
+        dirs: Arc::from(dirs),
+        outgoing_http: Arc::from(grants.outgoing_http.clone()),
+        max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
+    })
 }
 
 /// Read the routers and compose them in front of the app's `bytes`.

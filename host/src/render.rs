@@ -46,7 +46,7 @@ async fn call(
     query: &Pairs,
     info: &RequestInfo,
 ) -> Result<Result<Page, RenderError>, Error> {
-    let mut store = Host::store(&prepared.engine, &prepared.store);
+    let mut store = Host::store(&prepared.engine, &prepared.store)?;
     let run = async {
         let app = prepared.pre.instantiate_async(&mut store).await?;
         app.switchyard_server_renderer()

@@ -13,12 +13,6 @@ use tokio::net::TcpListener;
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
-/// How long in-flight requests get to finish once shutdown starts.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Listen on `hostname:port` (the first address it resolves to). An address
 /// in use is one clear error naming it.
 pub async fn bind(hostname: &str, port: u16) -> Result<TcpListener> {
@@ -50,17 +44,26 @@ fn display_address(hostname: &str, port: u16) -> String {
 }
 
 /// Serve `listener` with `handler` until `shutdown` resolves, then stop
-/// accepting and wait (up to [`SHUTDOWN_GRACE`]) for open requests to finish.
+/// accepting and wait (up to `server.shutdown_timeout`) for open requests
+/// to finish. Clients get `server.header_read_timeout` to send their
+/// headers, and headers over `limits.max_header_size` answer 431.
 pub async fn serve(
     listener: TcpListener,
     handler: RequestHandler,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let config = handler.config();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(config.server.header_read_timeout)
+        .max_buf_size(usize::try_from(config.limits.max_header_size).unwrap_or(usize::MAX));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.limits.max_header_size).unwrap_or(u32::MAX));
+    let grace = config.server.shutdown_timeout;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -90,8 +93,8 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them");
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("requests still open after {grace:?}; closing them");
         }
     }
     Ok(())

@@ -204,7 +204,7 @@ fn wasmtime() -> String {
         Err(error) => panic!("the `wasmtime` CLI is needed for this test ({error}); {install}"),
     };
     assert!(
-        version.starts_with(&format!("wasmtime {WASMTIME_VERSION} ")),
+        version.split_whitespace().nth(1) == Some(WASMTIME_VERSION),
         "`wasmtime --version` is {version:?}, not {WASMTIME_VERSION}; {install}"
     );
     wasmtime
