@@ -2,7 +2,9 @@
 //!
 //! Paths are matchit patterns: exact (`/a`), one segment (`/blog/{slug}`) or
 //! the rest of the path (`/docs/{*rest}`). Precedence does not depend on the
-//! order in the file: exact beats a segment parameter beats a catch-all.
+//! order in the file: an exact path beats a parameter. Patterns that could
+//! match the same path with no winner (`/x/{a}` and `/x/{b}`, or `/x/{a}`
+//! and `/x/{*rest}`) are refused as conflicts, naming both.
 //! Parameters are percent-decoded and passed to the page as query entries.
 //!
 //! ```
@@ -353,5 +355,68 @@ mod tests {
             error("[[routes]]\npath = \"/b/{x}\"\npage = \"/a\"\nquery = { id = \"{y}\" }"),
             "invalid config `s.toml`: key `routes[0].query.id`: `{y}` in `{y}` is not a parameter of `/b/{x}`"
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn table(text: &str) -> RouteTable {
+        let config = Config::parse(text, Path::new("switchyard.toml")).unwrap();
+        RouteTable::from_config(&config, Path::new("switchyard.toml")).unwrap()
+    }
+
+    proptest! {
+        /// Whatever pairs are encoded, parsing gives them back, in order.
+        #[test]
+        fn query_round_trips(pairs in proptest::collection::vec((".*", ".*"), 0..8)) {
+            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+            prop_assert_eq!(parse_query(&encoded), pairs);
+        }
+
+        /// Parsing any string never panics, and never yields a name with a raw `&`.
+        #[test]
+        fn query_parsing_is_total(query in ".*") {
+            for (name, _) in parse_query(&query) {
+                prop_assert!(!name.contains('&'));
+            }
+        }
+
+        /// A segment parameter gets back exactly the segment, percent-decoded.
+        #[test]
+        fn segment_parameters_decode_any_segment(segment in "[^/?#]{1,20}") {
+            let table = table("[[routes]]\npath = \"/blog/{slug}\"\npage = \"/p\"\nquery = { id = \"{slug}\" }\n");
+            let encoded: String = percent_encoding::utf8_percent_encode(&segment, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let routed = table.route(&format!("/blog/{encoded}"), "");
+            let Some(Routed::Page { page, query }) = routed else {
+                return Err(TestCaseError::fail(format!("not routed: {routed:?}")));
+            };
+            prop_assert_eq!(page, "/p");
+            prop_assert_eq!(query, vec![("slug".to_string(), segment.clone()), ("id".to_string(), segment)]);
+        }
+
+        /// Exact routes win over a parameter, and over a catch-all, in any
+        /// order in the file.
+        #[test]
+        fn exact_beats_parameters(exact_first in any::<bool>(), catch_all in any::<bool>(), tail in "[a-z]{1,8}") {
+            let exact = "[[routes]]\npath = \"/x/exact\"\npage = \"/exact\"\n";
+            let param = if catch_all {
+                "[[routes]]\npath = \"/x/{*rest}\"\npage = \"/param\"\n"
+            } else {
+                "[[routes]]\npath = \"/x/{one}\"\npage = \"/param\"\n"
+            };
+            let text = if exact_first { format!("{exact}{param}") } else { format!("{param}{exact}") };
+            let table = table(&text);
+            let page = |path: &str| match table.route(path, "") {
+                Some(Routed::Page { page, .. }) => page,
+                other => panic!("{path}: {other:?}"),
+            };
+            prop_assert_eq!(page("/x/exact"), "/exact");
+            if tail != "exact" {
+                prop_assert_eq!(page(&format!("/x/{tail}")), "/param");
+            }
+        }
     }
 }

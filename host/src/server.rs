@@ -13,6 +13,10 @@ use tokio::net::TcpListener;
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
+/// How long connections already open may still start requests once
+/// shutdown begins.
+const DRAIN_WINDOW: Duration = Duration::from_millis(500);
+
 /// Listen on `hostname:port` (the first address it resolves to). An address
 /// in use is one clear error naming it.
 pub async fn bind(hostname: &str, port: u16) -> Result<TcpListener> {
@@ -91,6 +95,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // New connections are refused from here on; requests that raced the
+    // signal on connections already open still get a moment to arrive.
+    tokio::time::sleep(DRAIN_WINDOW.min(grace)).await;
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {

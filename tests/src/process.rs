@@ -79,6 +79,11 @@ impl Server {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it printed so far, stdout and stderr.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

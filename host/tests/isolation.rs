@@ -1,0 +1,334 @@
+//! Isolation, limits and safety: a misbehaving guest fails only its own
+//! request, limits answer with the right status, and a guest gets no
+//! authority it was not granted. Load tests here are bounded in count and
+//! time.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use switchyard_tests::client::try_request;
+use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, get, request};
+
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// `switchyard serve FIXTURES` with `config` as its `switchyard.toml`.
+fn fixtures(config: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    (Server::start(SWITCHYARD, &args, Some(dir.path()), &[]), dir)
+}
+
+#[test]
+fn a_memory_hog_gets_500_and_the_server_goes_on() {
+    let (server, _dir) = fixtures("[limits]\nmax_memory = \"32MiB\"\n");
+    let hog = get(server.address, "/hog");
+    assert_eq!(
+        (hog.status, hog.text().as_str()),
+        (500, "internal server error")
+    );
+    assert!(server.printed("Error occurred handling /hog "));
+    assert_eq!(get(server.address, "/").text(), "fixtures");
+}
+
+#[test]
+fn no_state_is_kept_between_requests() {
+    let (server, _dir) = fixtures("");
+    for _ in 0..5 {
+        assert_eq!(
+            get(server.address, "/count").text(),
+            "1",
+            "a fresh instance for every request"
+        );
+    }
+}
+
+#[test]
+fn request_bodies_over_the_limit_get_413_announced_or_streamed() {
+    let (server, _dir) = fixtures("[limits]\nmax_request_body = \"1KiB\"\n");
+    let address = server.address;
+    let small = request(address, "POST", "/echo", &[], &[b'a'; 1000]);
+    assert_eq!((small.status, small.body.len()), (200, 1000));
+    assert_eq!(small.header("x-body-length"), Some("1000"));
+
+    let announced = request(address, "POST", "/echo", &[], &[b'a'; 2048]);
+    assert_eq!(
+        (announced.status, announced.text().as_str()),
+        (413, "payload too large")
+    );
+
+    // Chunked: no length announced, the limit trips while the guest reads.
+    let mut chunked = Vec::new();
+    for _ in 0..4 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 512).as_bytes());
+        chunked.extend_from_slice(&[b'b'; 512]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let streamed = request(
+        address,
+        "POST",
+        "/echo",
+        &[("transfer-encoding", "chunked")],
+        &chunked,
+    );
+    assert_eq!(streamed.status, 413);
+    assert_eq!(get(address, "/").status, 200);
+}
+
+#[test]
+fn requests_past_the_concurrency_limit_get_503_with_retry_after() {
+    let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 2\n");
+    let address = server.address;
+    let slow: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(address, "/slow?ms=2000")))
+        .collect();
+    // Let both get in flight (polling now could take a permit from them),
+    // then a third is refused at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let response = get(address, "/");
+        if response.status == 503 {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    for slow in slow {
+        assert_eq!(slow.join().unwrap().status, 200);
+    }
+    assert_eq!(get(address, "/").status, 200, "capacity is back");
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let (server, _dir) = fixtures("[limits]\nmax_header_size = \"16KiB\"\n");
+    let big = "x".repeat(32 << 10);
+    let response = try_request(server.address, "GET", "/", &[("x-big", &big)], b"");
+    match response {
+        Ok(response) => assert_eq!(response.status, 431),
+        // hyper may close the connection after the 431 before we read it all.
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}"),
+    }
+    assert_eq!(get(server.address, "/").status, 200);
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (server, _dir) = fixtures("[server]\nheader_read_timeout = \"500ms\"\n");
+    let mut slow = TcpStream::connect(server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the connection was closed by the server"
+    );
+    assert_eq!(get(server.address, "/").status, 200);
+}
+
+#[test]
+fn a_huge_response_streams_whole() {
+    let (server, _dir) = fixtures("");
+    let huge = get(server.address, "/huge?mb=48");
+    assert_eq!(huge.status, 200);
+    assert_eq!(huge.body.len(), 48 << 20);
+    assert!(huge.body.iter().all(|&b| b == b'x'));
+}
+
+#[test]
+fn grants_give_exactly_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/greeting.txt"), "hello from the host").unwrap();
+    let config = "[grants]\nenv = { GREETING = \"hi\" }\ninherit_env = [\"SWITCHYARD_TEST_INHERITED\", \"NOT_SET_ANYWHERE\"]\ndirs = { \"/data\" = \"data\" }\n";
+    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    let envs = [
+        ("SWITCHYARD_TEST_INHERITED", "passed"),
+        ("SECRET", "kept out"),
+    ];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &envs);
+    let env = get(server.address, "/env").text();
+    let mut lines: Vec<&str> = env.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["GREETING=hi", "SWITCHYARD_TEST_INHERITED=passed"]);
+    assert_eq!(
+        get(server.address, "/file?path=/data/greeting.txt").text(),
+        "hello from the host"
+    );
+    let outside = get(server.address, "/file?path=/data/../switchyard.toml");
+    assert_eq!(
+        outside.status,
+        403,
+        "the grant is the folder only: {}",
+        outside.text()
+    );
+    assert_eq!(get(server.address, "/file?path=/etc/passwd").status, 403);
+}
+
+#[test]
+fn public_files_are_served_with_validators_and_never_leave_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public");
+    std::fs::create_dir(&public).unwrap();
+    std::fs::write(public.join("hello.txt"), "hello, static world\n").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "TOP-SECRET-CONTENT").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), public.join("leak.txt")).unwrap();
+    std::fs::write(
+        dir.path().join("switchyard.toml"),
+        format!("app = \"{APP_COMPONENT}\"\npublic_dir = \"public\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let address = server.address;
+
+    let hello = get(address, "/hello.txt");
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.text(), "hello, static world\n");
+    assert_eq!(
+        hello.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(hello.header("cache-control"), Some("public, max-age=0"));
+    assert!(hello.header("last-modified").is_some());
+    let etag = hello.header("etag").unwrap();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    let cached = request(
+        address,
+        "GET",
+        "/hello.txt",
+        &[("if-none-match", etag)],
+        b"",
+    );
+    assert_eq!((cached.status, cached.body.len()), (304, 0));
+    let head = request(address, "HEAD", "/hello.txt", &[], b"");
+    assert_eq!(
+        (head.status, head.header("content-length"), head.body.len()),
+        (200, Some("20"), 0)
+    );
+
+    for escape in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/leak.txt",
+        "//etc/passwd",
+        "/..%5Csecret.txt",
+    ] {
+        let response = get(address, escape);
+        assert_eq!(response.status, 404, "{escape}");
+        assert!(!response.text().contains("TOP-SECRET-CONTENT"), "{escape}");
+    }
+    assert!(
+        get(address, "/a?name=x").text().contains("Hello, x!"),
+        "pages still render"
+    );
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_storm_of_misbehaving_guests_fails_none_of_the_good_requests() {
+    let (server, _dir) = fixtures("[limits]\nrequest_timeout = \"1s\"\nmax_memory = \"32MiB\"\n");
+    let address = server.address;
+    let bad = ["/trap", "/loop", "/hog", "/trap", "/b"];
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            std::thread::spawn(move || {
+                let mut good = 0;
+                for i in 0..40 {
+                    if (i + worker) % 4 == 0 {
+                        let path = bad[(i + worker) % bad.len()];
+                        let response = get(address, path);
+                        assert!(
+                            [500, 504].contains(&response.status),
+                            "{path}: {}",
+                            response.status
+                        );
+                    } else {
+                        let response = get(address, "/slow?ms=0&name=good");
+                        assert_eq!(response.status, 200, "a good request failed");
+                        assert_eq!(response.text(), "slept 0 ms; hello, good");
+                        good += 1;
+                    }
+                }
+                good
+            })
+        })
+        .collect();
+    let good: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(good, 240);
+}
+
+#[test]
+fn memory_returns_to_its_baseline_after_many_traps() {
+    let (server, _dir) = fixtures("[limits]\nmax_memory = \"32MiB\"\n");
+    let address = server.address;
+    for _ in 0..50 {
+        get(address, "/count");
+    }
+    let baseline = rss_kib(server.pid());
+    for i in 0..400 {
+        let path = if i % 10 == 0 { "/hog" } else { "/trap" };
+        assert_eq!(get(address, path).status, 500);
+    }
+    let after = rss_kib(server.pid());
+    assert!(
+        after < baseline + 48 * 1024,
+        "RSS grew from {baseline} KiB to {after} KiB after 400 traps"
+    );
+    assert_eq!(get(address, "/count").text(), "1");
+}
+
+#[test]
+fn sigterm_lets_a_request_that_started_during_shutdown_finish() {
+    let (mut server, _dir) = fixtures("");
+    let address = server.address;
+    // Two requests: one in flight before the signal, one started right after it.
+    let before = std::thread::spawn(move || get(address, "/slow?ms=1000&name=before"));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut during = TcpStream::connect(address).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    during
+        .write_all(b"GET /slow?ms=200&name=during HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    during
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = during.read_to_string(&mut answer);
+    assert_eq!(
+        before.join().unwrap().text(),
+        "slept 1000 ms; hello, before"
+    );
+    assert!(
+        answer.ends_with("slept 200 ms; hello, during"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        server.wait(Duration::from_secs(30)).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(
+        TcpStream::connect(address).is_err(),
+        "new connections are refused"
+    );
+}
