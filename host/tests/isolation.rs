@@ -332,3 +332,39 @@ fn sigterm_lets_a_request_that_started_during_shutdown_finish() {
         "new connections are refused"
     );
 }
+
+/// A one-shot upstream on 127.0.0.1:0 answering `pong` to every request,
+/// for at most `requests` connections.
+fn upstream(requests: usize) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong");
+        }
+    });
+    address
+}
+
+#[test]
+fn outgoing_http_only_to_granted_hosts() {
+    let upstream = upstream(4);
+    let fetch = format!("/fetch?authority={upstream}");
+
+    let (denied, _dir) = fixtures("");
+    let refused = get(denied.address, &fetch);
+    assert_eq!(refused.status, 403);
+    assert!(refused.text().contains("HttpRequestDenied"), "{}", refused.text());
+
+    let (granted, _dir) = fixtures(&format!("[grants]\noutgoing_http = [\"{upstream}\"]\n"));
+    assert_eq!(get(granted.address, &fetch).text(), "pong");
+    let other = get(granted.address, "/fetch?authority=127.0.0.1:9");
+    assert!(other.text().contains("HttpRequestDenied"), "only the granted host: {}", other.text());
+}
