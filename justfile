@@ -56,6 +56,13 @@ test: install-wasmtime
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router
     cargo test --workspace
 
+# Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
+bench: build-guest install-wasmtime
+    command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+    cargo build --release -p switchyard --bins --example native_hello
+    ./target/release/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
+    bench/bench.sh
+
 # Formatting and clippy (warnings are errors), both workspaces.
 lint:
     cargo fmt --all -- --check

@@ -52,6 +52,9 @@ pub struct Config {
     /// What a guest may use beyond computing: none of it by default.
     #[serde(default)]
     pub grants: Grants,
+    /// Performance settings that change semantics (opt-in).
+    #[serde(default)]
+    pub performance: Performance,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -69,6 +72,7 @@ impl Default for Config {
             redirects: Vec::new(),
             limits: Limits::default(),
             grants: Grants::default(),
+            performance: Performance::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -221,6 +225,30 @@ fn default_max_header_size() -> u64 {
     64 << 10
 }
 
+/// `[performance]`: speed that costs a guarantee, so it is opt-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Performance {
+    /// How many requests, one after another, an instance may serve (1: a
+    /// fresh instance for every request). Only for apps that keep no state
+    /// between requests: whatever one request leaves in memory, the next
+    /// one sees.
+    #[serde(default = "default_instance_reuse")]
+    pub instance_reuse: u32,
+}
+
+impl Default for Performance {
+    fn default() -> Self {
+        Self {
+            instance_reuse: default_instance_reuse(),
+        }
+    }
+}
+
+fn default_instance_reuse() -> u32 {
+    1
+}
+
 /// `[grants]`: authority a guest gets, each granted explicitly.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -362,6 +390,13 @@ impl Config {
                 path,
                 "limits.max_concurrent_requests",
                 "must be at least 1",
+            ));
+        }
+        if self.performance.instance_reuse == 0 {
+            return Err(ConfigError::invalid(
+                path,
+                "performance.instance_reuse",
+                "must be at least 1 (1: a fresh instance per request)",
             ));
         }
         if limits.max_header_size < 8 << 10 {

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 /// ends. A body over `limits.max_request_body` answers 413, whether its
 /// length was announced or it was streamed.
 pub(crate) async fn handle<B>(
-    prepared: &Prepared,
+    prepared: &Arc<Prepared>,
     request: Request<B>,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response<Body>, Error>
@@ -46,23 +46,35 @@ where
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
-    let mut store = Host::store(&prepared.engine, &prepared.store)?;
+    let mut reusable = prepared
+        .idle_handlers
+        .take_or(|| Host::store(&prepared.engine, &prepared.store))?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let incoming = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, request)?;
-    let out = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = prepared.handler.clone();
+    let http = &mut reusable.store.data_mut().http();
+    let incoming = http.new_incoming_request(Scheme::Http, request)?;
+    let out = http.new_response_outparam(sender)?;
     let timeout = prepared.timeout;
+    let prepared = Arc::clone(prepared);
     let task = tokio::spawn(async move {
         let _permit = permit;
         tokio::time::timeout(timeout, async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let proxy = match reusable.instance.take() {
+                Some(proxy) => proxy,
+                None => {
+                    prepared
+                        .handler
+                        .instantiate_async(&mut reusable.store)
+                        .await?
+                }
+            };
             proxy
                 .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
+                .call_handle(&mut reusable.store, incoming, out)
+                .await?;
+            // Only an instance that returned normally may serve again.
+            reusable.instance = Some(proxy);
+            prepared.idle_handlers.give_back(reusable);
+            Ok::<_, wasmtime::Error>(())
         })
         .await
     });

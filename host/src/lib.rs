@@ -32,6 +32,7 @@ mod limited_body;
 mod prepared;
 mod reload;
 mod render;
+mod reuse;
 pub mod routes;
 pub mod server;
 mod static_files;

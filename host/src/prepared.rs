@@ -7,6 +7,7 @@ use crate::compose;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use crate::engine::{self, EngineSettings};
 use crate::instance::{Host, StoreSettings};
+use crate::reuse::{self, Reuse};
 use crate::routes::RouteTable;
 use crate::static_files::PublicDir;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::Result;
 use wasmtime::error::Context;
+use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// Where things are, once the options and the config file are combined.
@@ -102,6 +104,10 @@ pub(crate) struct Prepared {
     pub(crate) timeout: Duration,
     /// One permit per request in flight (`limits.max_concurrent_requests`).
     pub(crate) permits: Arc<Semaphore>,
+    /// Idle app instances for `render` calls (`[performance] instance_reuse`).
+    pub(crate) idle_renderers: Reuse<crate::bindings::App>,
+    /// Idle handler instances.
+    pub(crate) idle_handlers: Reuse<Proxy>,
     /// The app's page patterns, as its renderer lists them.
     pub(crate) pages: Vec<String>,
     pub(crate) resolved: Resolved,
@@ -115,8 +121,11 @@ impl Prepared {
         let routes = RouteTable::from_config(config, &resolved.config_path())?;
         let limits = &config.limits;
         let engine = engine::engine(&EngineSettings {
-            // Room for the requests in flight, and for startup's own instance.
-            max_instances: limits.max_concurrent_requests.saturating_add(1),
+            // Room for the requests in flight, the idle instances kept for
+            // reuse, and startup's own instance.
+            max_instances: limits
+                .max_concurrent_requests
+                .saturating_add(2 * reuse::MAX_IDLE + 1),
             max_memory: limits.max_memory,
         })?;
         let linker = engine::linker(&engine)?;
@@ -156,6 +165,8 @@ impl Prepared {
             public,
             timeout: limits.request_timeout,
             permits: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            idle_renderers: Reuse::new(config.performance.instance_reuse),
+            idle_handlers: Reuse::new(config.performance.instance_reuse),
             pages: Vec::new(),
             resolved,
         };

@@ -46,12 +46,22 @@ async fn call(
     query: &Pairs,
     info: &RequestInfo,
 ) -> Result<Result<Page, RenderError>, Error> {
-    let mut store = Host::store(&prepared.engine, &prepared.store)?;
     let run = async {
-        let app = prepared.pre.instantiate_async(&mut store).await?;
-        app.switchyard_server_renderer()
-            .call_render(&mut store, page, query, info)
-            .await
+        let mut reusable = prepared
+            .idle_renderers
+            .take_or(|| Host::store(&prepared.engine, &prepared.store))?;
+        let app = match reusable.instance.take() {
+            Some(app) => app,
+            None => prepared.pre.instantiate_async(&mut reusable.store).await?,
+        };
+        let rendered = app
+            .switchyard_server_renderer()
+            .call_render(&mut reusable.store, page, query, info)
+            .await?;
+        reusable.instance = Some(app);
+        // Only an instance that returned normally may serve again.
+        prepared.idle_renderers.give_back(reusable);
+        Ok::<_, wasmtime::Error>(rendered)
     };
     match tokio::time::timeout(prepared.timeout, run).await {
         Ok(result) => Ok(result?),

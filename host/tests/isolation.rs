@@ -341,13 +341,17 @@ fn upstream(requests: usize) -> std::net::SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(requests) {
             let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let mut head = Vec::new();
             let mut byte = [0; 1];
             while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
                 head.push(byte[0]);
             }
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong");
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
+            );
         }
     });
     address
@@ -361,10 +365,39 @@ fn outgoing_http_only_to_granted_hosts() {
     let (denied, _dir) = fixtures("");
     let refused = get(denied.address, &fetch);
     assert_eq!(refused.status, 403);
-    assert!(refused.text().contains("HttpRequestDenied"), "{}", refused.text());
+    assert!(
+        refused.text().contains("HttpRequestDenied"),
+        "{}",
+        refused.text()
+    );
 
     let (granted, _dir) = fixtures(&format!("[grants]\noutgoing_http = [\"{upstream}\"]\n"));
     assert_eq!(get(granted.address, &fetch).text(), "pong");
     let other = get(granted.address, "/fetch?authority=127.0.0.1:9");
-    assert!(other.text().contains("HttpRequestDenied"), "only the granted host: {}", other.text());
+    assert!(
+        other.text().contains("HttpRequestDenied"),
+        "only the granted host: {}",
+        other.text()
+    );
+}
+
+#[test]
+fn instance_reuse_serves_sequential_requests_and_drops_a_failed_instance() {
+    let config = "[performance]\ninstance_reuse = 3\n[[routes]]\npath = \"/rendered-count\"\npage = \"/count\"\n";
+    let (server, _dir) = fixtures(config);
+    for path in ["/count", "/rendered-count"] {
+        let counts: Vec<String> = (0..4).map(|_| get(server.address, path).text()).collect();
+        assert_eq!(
+            counts,
+            ["1", "2", "3", "1"],
+            "{path}: up to 3 requests an instance"
+        );
+    }
+    assert_eq!(get(server.address, "/count").text(), "2");
+    assert_eq!(get(server.address, "/trap").status, 500);
+    assert_eq!(
+        get(server.address, "/count").text(),
+        "1",
+        "the trapped instance is not reused"
+    );
 }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# `just bench`: every server side by side, in one run, on the same machine.
+#
+# Servers: a native hyper hello (the limit); the stock `wasmtime serve -Scli`
+# (same wasmtime version as the host) on build/app.wasm with default flags and
+# with its best pooling flags, and on the router composition; `switchyard
+# serve` on the same app through the render path (a config route), the
+# default-handler path, and the router composition; and the same with
+# `[performance] instance_reuse`. Each is driven by wrk in alternating rounds;
+# the table shows medians of the rounds, peak RSS, and ratios to the
+# references measured in this run.
+#
+# Knobs: ROUNDS (3), DURATION (5s), CONNECTIONS (32), THREADS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+# With RUST_BACKTRACE set, wasmtime captures a backtrace at every store drop.
+unset RUST_BACKTRACE
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start NAME URL_PATH PROGRAM ARGS...: start a server on 127.0.0.1:0 and wait
+# for its ready line; records its pid and address.
+declare -A pid_of address_of path_of
+names=()
+start() {
+    local name=$1 path=$2; shift 2
+    local log="$work/$name.log"
+    "$@" >"$log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    local address=""
+    for _ in $(seq 1 600); do
+        address=$(grep -oE '(Ready on|Serving HTTP on) http://[0-9.]+:[0-9]+' "$log" | head -1 | sed -E 's#.*http://##') || true
+        [ -n "$address" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "$name exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$address" ] || { cat "$log"; echo "$name did not get ready" >&2; exit 1; }
+    # Check it answers 200 before measuring it.
+    local status
+    status=$(curl -s -o /dev/null -w '%{http_code}' "http://$address$path")
+    [ "$status" = 200 ] || { echo "$name answered $status for $path" >&2; cat "$log"; exit 1; }
+    pid_of[$name]=$pid; address_of[$name]=$address; path_of[$name]=$path
+    names+=("$name")
+}
+
+# to_ms VALUE: wrk's "123.45us" / "1.23ms" / "1.02s" in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "%s", v }'
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+W=build
+app=$W/app.wasm
+cat >"$work/switchyard.toml" <<TOML
+app = "$(pwd)/$app"
+[[routes]]
+path = "/render"
+page = "/a"
+TOML
+cat >"$work/reuse.toml" <<TOML
+app = "$(pwd)/$app"
+[[routes]]
+path = "/render"
+page = "/a"
+[performance]
+instance_reuse = 1000
+TOML
+pooling="pooling-allocator=y,pooling-memory-keep-resident=2097152,pooling-table-keep-resident=65536,pooling-pagemap-scan=y"
+start native /a ./target/release/examples/native_hello
+start wasmtime-default /a wasmtime serve -Scli --addr 127.0.0.1:0 "$app"
+start wasmtime-pooling /a wasmtime serve -Scli -O "$pooling" --addr 127.0.0.1:0 "$app"
+start wasmtime-composed /a?name=bench wasmtime serve -Scli --addr 127.0.0.1:0 "$W/composed.wasm"
+start switchyard-render "/render?name=bench" ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start switchyard-handler "/a?name=bench" ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start switchyard-composed "/a?name=bench" ./target/release/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
+start switchyard-render-reuse "/render?name=bench" ./target/release/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start switchyard-handler-reuse "/a?name=bench" ./target/release/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start wasmtime-reuse /a wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$app"
+
+for round in $(seq 1 "$ROUNDS"); do
+    for name in "${names[@]}"; do
+        url="http://${address_of[$name]}${path_of[$name]}"
+        out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+        p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+        p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+        errors=$(awk '/Non-2xx|Socket errors/ { print }' <<<"$out")
+        [ -z "$errors" ] || echo "warning: $name round $round: $errors" >&2
+        echo "$name $rps $p50 $p99" >>"$work/results"
+        echo "round $round  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
+    done
+done
+
+rss_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+declare -A rps_of
+printf '\n| server | req/s | p50 (ms) | p99 (ms) | peak RSS (MB) | vs native | vs wasmtime default | vs wasmtime pooling |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+for name in "${names[@]}"; do
+    rps_of[$name]=$(awk -v n="$name" '$1 == n { print $2 }' "$work/results" | median)
+done
+for name in "${names[@]}"; do
+    rps=${rps_of[$name]}
+    p50=$(awk -v n="$name" '$1 == n { print $3 }' "$work/results" | median)
+    p99=$(awk -v n="$name" '$1 == n { print $4 }' "$work/results" | median)
+    ratio() { awk -v a="$rps" -v b="$1" 'BEGIN { printf "%.2fx", a / b }'; }
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$(rss_mb "${pid_of[$name]}")" \
+        "$(ratio "${rps_of[native]}")" "$(ratio "${rps_of[wasmtime-default]}")" "$(ratio "${rps_of[wasmtime-pooling]}")"
+done
+composed=$(awk -v a="${rps_of[switchyard-composed]}" -v b="${rps_of[wasmtime-composed]}" 'BEGIN { printf "%.2fx", a / b }')
+handler_reuse=$(awk -v a="${rps_of[switchyard-handler-reuse]}" -v b="${rps_of[wasmtime-reuse]}" 'BEGIN { printf "%.2fx", a / b }')
+printf '\nswitchyard-composed vs wasmtime-composed: %s; switchyard-handler-reuse vs wasmtime-reuse: %s\n' "$composed" "$handler_reuse"
+
+# Warm start: time from exec to the ready line, compiled component cached.
+start_ms() {
+    local log="$work/start.log" t0 t1
+    t0=$(date +%s%N)
+    ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0 >"$log" 2>&1 &
+    local pid=$!
+    until grep -q 'Ready on' "$log"; do sleep 0.002; done
+    t1=$(date +%s%N)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo $(( (t1 - t0) / 1000000 ))
+}
+starts=$(for _ in 1 2 3 4 5; do start_ms; done | median)
+printf 'warm start to "> Ready": %s ms (median of 5)\n' "$starts"
+printf 'machine: %s, %s cores, %s; wrk -t%s -c%s -d%s, %s rounds\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%d)" "$THREADS" "$CONNECTIONS" "$DURATION" "$ROUNDS"

@@ -1,0 +1,45 @@
+//! The reference for `just bench`: a native hyper server that answers every
+//! request with the same small HTML page, as fast as hyper can. Listens on
+//! `127.0.0.1:$PORT` (default 0) and prints `> Ready on http://ADDR`.
+
+use bytes::Bytes;
+use http::{Response, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+
+/// About the size of the example app's `/a` page.
+const PAGE: &str = concat!(
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    "<title>a · Switchyard</title>\n</head>\n<body>\n",
+    "<nav><a href=\"/\">Home</a> · <a href=\"/a\">A</a> · <a href=\"/b\">B</a></nav>\n",
+    "<main>\n<h1>This is page a</h1>\n<p id=\"name\">Hello, bench!</p>\n</main>\n</body>\n</html>\n",
+);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let port: u16 = std::env::var("PORT")
+        .unwrap_or_else(|_| "0".into())
+        .parse()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("> Ready on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = service_fn(|_request| async {
+                let response = Response::builder()
+                    .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(Full::new(Bytes::from_static(PAGE.as_bytes())))
+                    .expect("a static response is valid");
+                Ok::<_, Infallible>(response)
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
