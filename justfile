@@ -52,7 +52,7 @@ serve-wasmtime *ARGS: compose install-wasmtime
 # unit and end-to-end tests (some run the stock `wasmtime serve`, installed when missing).
 test: install-wasmtime
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p app
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router
     cargo test --workspace
 

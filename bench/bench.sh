@@ -97,7 +97,13 @@ start wasmtime-reuse /a wasmtime serve -Scli -O "$pooling" --max-instance-reuse-
 for round in $(seq 1 "$ROUNDS"); do
     for name in "${names[@]}"; do
         url="http://${address_of[$name]}${path_of[$name]}"
-        out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$work/wrk.out" &
+        wrk_pid=$!
+        # RSS under load: sampled halfway through the round.
+        sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')"
+        awk -v n="$name" '/^VmRSS:/ { print n, $2 }' "/proc/${pid_of[$name]}/status" >>"$work/rss"
+        wait "$wrk_pid"
+        out=$(cat "$work/wrk.out")
         rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
         p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
         p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
@@ -108,9 +114,10 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-rss_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# The largest RSS sampled under load, in MB.
+rss_mb() { awk -v n="$1" '$1 == n && $2 > max { max = $2 } END { printf "%.0f", max / 1024 }' "$work/rss"; }
 declare -A rps_of
-printf '\n| server | req/s | p50 (ms) | p99 (ms) | peak RSS (MB) | vs native | vs wasmtime default | vs wasmtime pooling |\n'
+printf '\n| server | req/s | p50 (ms) | p99 (ms) | RSS under load (MB) | vs native | vs wasmtime default | vs wasmtime pooling |\n'
 printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for name in "${names[@]}"; do
     rps_of[$name]=$(awk -v n="$name" '$1 == n { print $2 }' "$work/results" | median)
@@ -120,7 +127,7 @@ for name in "${names[@]}"; do
     p50=$(awk -v n="$name" '$1 == n { print $3 }' "$work/results" | median)
     p99=$(awk -v n="$name" '$1 == n { print $4 }' "$work/results" | median)
     ratio() { awk -v a="$rps" -v b="$1" 'BEGIN { printf "%.2fx", a / b }'; }
-    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$(rss_mb "${pid_of[$name]}")" \
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$(rss_mb "$name")" \
         "$(ratio "${rps_of[native]}")" "$(ratio "${rps_of[wasmtime-default]}")" "$(ratio "${rps_of[wasmtime-pooling]}")"
 done
 composed=$(awk -v a="${rps_of[switchyard-composed]}" -v b="${rps_of[wasmtime-composed]}" 'BEGIN { printf "%.2fx", a / b }')

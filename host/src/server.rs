@@ -2,11 +2,11 @@
 //! [`RequestHandler`], and on shutdown stop accepting and drain what is in
 //! flight.
 //!
-//! One worker thread per core, each with a current-thread tokio runtime
-//! accepting on its own clone of the listening socket: a connection, its
-//! requests and their guests stay on one thread, with no work stealing
-//! between threads (measured faster than one multi-thread runtime: see
-//! `just bench`).
+//! One worker thread per core, each with a current-thread tokio runtime;
+//! the caller's runtime accepts and deals connections out to them in turn.
+//! A connection, its requests and their guests stay on one thread, with no
+//! work stealing between threads (measured faster than one multi-thread
+//! runtime: see `just bench`).
 
 use crate::handler::RequestHandler;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,8 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
@@ -39,7 +39,10 @@ pub async fn bind(hostname: &str, port: u16) -> Result<TcpListener> {
             std::io::ErrorKind::AddrInUse => "address already in use".to_string(),
             _ => error.to_string(),
         };
-        format_err!("failed to listen on {}: {reason}", display_address(hostname, port))
+        format_err!(
+            "failed to listen on {}: {reason}",
+            display_address(hostname, port)
+        )
     })
 }
 
@@ -55,31 +58,56 @@ fn display_address(hostname: &str, port: u16) -> String {
 /// accepting and wait (up to `server.shutdown_timeout`) for open requests
 /// to finish. Clients get `server.header_read_timeout` to send their
 /// headers, and headers over `limits.max_header_size` answer 431.
-pub async fn serve(listener: TcpListener, handler: RequestHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    handler: RequestHandler,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let listener = listener.into_std().context("failed to take the listening socket")?;
-    let (stop, stopped) = watch::channel(false);
+    let mut senders = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     for worker in 0..workers {
-        let listener = listener.try_clone().context("failed to share the listening socket")?;
-        let (handler, stopped) = (handler.clone(), stopped.clone());
+        let (sender, connections) = mpsc::unbounded_channel();
+        let handler = handler.clone();
         let thread = std::thread::Builder::new()
             .name(format!("switchyard-worker-{worker}"))
             .spawn(move || -> Result<()> {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    accept_loop(listener, handler, stopped).await;
-                    Ok(())
-                })
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(serve_connections(connections, handler));
+                Ok(())
             })
             .context("failed to start a worker thread")?;
+        senders.push(sender);
         threads.push(thread);
     }
-    // The workers hold the socket now: once they drop it, connections are refused.
+    // Accept here and deal the connections out in turn: each worker gets
+    // its share, whichever thread the kernel would have woken.
+    tokio::pin!(shutdown);
+    for next in (0..workers).cycle() {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!("failed to accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        match stream.into_std() {
+            Ok(stream) => {
+                let _ = senders[next].send(stream);
+            }
+            Err(error) => tracing::warn!("failed to hand a connection over: {error}"),
+        }
+    }
+    // New connections are refused from here on; the workers drain theirs.
     drop(listener);
-    shutdown.await;
-    let _ = stop.send(true);
+    drop(senders);
     tokio::task::spawn_blocking(move || {
         for thread in threads {
             match thread.join() {
@@ -93,8 +121,12 @@ pub async fn serve(listener: TcpListener, handler: RequestHandler, shutdown: imp
     .context("failed to wait for the worker threads")?
 }
 
-/// One worker: accept and serve until `stopped`, then drain.
-async fn accept_loop(listener: TcpListener, handler: RequestHandler, mut stopped: watch::Receiver<bool>) {
+/// One worker: serve each connection it is handed until the acceptor hangs
+/// up, then drain.
+async fn serve_connections(
+    mut connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    handler: RequestHandler,
+) {
     let config = handler.config();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -108,21 +140,18 @@ async fn accept_loop(listener: TcpListener, handler: RequestHandler, mut stopped
         .max_header_list_size(u32::try_from(config.limits.max_header_size).unwrap_or(u32::MAX));
     let grace = config.server.shutdown_timeout;
     let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    tracing::warn!("failed to accept a connection: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.wait_for(|stop| *stop) => break,
+    while let Some(stream) = connections.recv().await {
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!("failed to take a connection: {error}");
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(TokioIo::new(stream), handler.clone()).into_owned();
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), handler.clone())
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -130,9 +159,8 @@ async fn accept_loop(listener: TcpListener, handler: RequestHandler, mut stopped
             }
         });
     }
-    drop(listener);
-    // New connections are refused from here on; requests that raced the
-    // signal on connections already open still get a moment to arrive.
+    // Requests that raced the signal on connections already open still get
+    // a moment to arrive.
     tokio::time::sleep(DRAIN_WINDOW.min(grace)).await;
     tokio::select! {
         () = graceful.shutdown() => {}

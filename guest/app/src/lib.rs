@@ -102,3 +102,13 @@ struct ErrorPage<'a> {
 fn error(req: &Request) -> Result<Response> {
     Ok(Response::html(ErrorPage { error: req.error() }.render()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_pattern_is_valid() {
+        Site::pages().check().unwrap();
+    }
+}

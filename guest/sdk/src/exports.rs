@@ -5,18 +5,26 @@ use crate::bindings::exports::wasi::http::incoming_handler;
 use crate::bindings::switchyard::server::types::{Page, RenderError, RequestInfo};
 use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 use crate::pages::Mode;
-use crate::{App, Request, Response};
+use crate::{App, Pages, Request, Response};
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 /// The type [`export!`](crate::export) exports for an app `A`.
 pub struct Exports<A>(PhantomData<A>);
+
+/// The app's table, built once per instance (a component exports one app,
+/// so one static serves).
+fn pages<A: App>() -> &'static Pages {
+    static PAGES: OnceLock<Pages> = OnceLock::new();
+    PAGES.get_or_init(A::pages)
+}
 
 impl<A: App> incoming_handler::Guest for Exports<A> {
     fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         let response = match crate::http::read_request(incoming) {
             Ok(request) => {
                 let if_none_match = request.header("if-none-match").map(str::to_string);
-                A::pages()
+                pages::<A>()
                     .respond(request, Mode::from_env())
                     .finish(if_none_match.as_deref())
             }
@@ -37,7 +45,7 @@ impl<A: App> renderer::Guest for Exports<A> {
         let mut request = Request::from(info);
         request.query = query;
         let if_none_match = request.header("if-none-match").map(str::to_string);
-        match A::pages().render(&page, &request, Mode::from_env()) {
+        match pages::<A>().render(&page, &request, Mode::from_env()) {
             None => Err(RenderError::NotFound),
             Some(Ok(response)) => Ok(response.finish(if_none_match.as_deref()).into()),
             Some(Err(error)) => Err(RenderError::Failed(format!("{error:#}"))),
@@ -45,6 +53,6 @@ impl<A: App> renderer::Guest for Exports<A> {
     }
 
     fn pages() -> Vec<String> {
-        A::pages().patterns()
+        pages::<A>().patterns()
     }
 }

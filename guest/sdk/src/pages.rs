@@ -5,6 +5,7 @@
 //! and `/_error` are the app's not-found and error pages.
 
 use crate::{Request, Response};
+use std::sync::OnceLock;
 
 /// A page: renders a response from a request, or fails (then `/_error` renders).
 pub type PageFn = fn(&Request) -> anyhow::Result<Response>;
@@ -15,7 +16,8 @@ const ERROR_PAGE: &str = "/_error";
 /// The app's pages.
 pub struct Pages {
     pages: Vec<(String, PageFn)>,
-    router: matchit::Router<usize>,
+    /// Built on first use: rendering by name never needs it.
+    router: OnceLock<matchit::Router<usize>>,
 }
 
 /// How the default handler runs: set by the host through the environment.
@@ -31,12 +33,16 @@ pub(crate) struct Mode {
 impl Mode {
     /// The mode the host set: `SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES=false`
     /// and `SWITCHYARD_DEV=1` (both unset by default).
+    /// Read once per instance: the environment does not change.
     pub(crate) fn from_env() -> Self {
-        let var = |name| std::env::var(name).unwrap_or_default();
-        Self {
-            file_system_routes: var("SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES") != "false",
-            dev: var("SWITCHYARD_DEV") == "1",
-        }
+        static MODE: OnceLock<Mode> = OnceLock::new();
+        *MODE.get_or_init(|| {
+            let var = |name| std::env::var(name).unwrap_or_default();
+            Self {
+                file_system_routes: var("SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES") != "false",
+                dev: var("SWITCHYARD_DEV") == "1",
+            }
+        })
     }
 }
 
@@ -51,19 +57,26 @@ impl Pages {
     pub fn new() -> Self {
         Self {
             pages: Vec::new(),
-            router: matchit::Router::new(),
+            router: OnceLock::new(),
         }
     }
 
-    /// Add a page. Panics on a malformed or duplicate pattern: the table is
-    /// fixed at build time, so that is a bug in the app.
+    /// Add a page. A malformed or duplicate pattern panics when the table
+    /// is first used to route: the table is fixed at build time, so that is
+    /// a bug in the app (test your table with [`Pages::check`]).
     pub fn page(mut self, pattern: &str, page: PageFn) -> Self {
-        let route = to_matchit(pattern);
-        if let Err(error) = self.router.insert(&route, self.pages.len()) {
-            panic!("invalid page pattern `{pattern}`: {error}");
-        }
         self.pages.push((pattern.to_string(), page));
         self
+    }
+
+    /// Check every pattern: malformed or conflicting ones are an error.
+    pub fn check(&self) -> anyhow::Result<()> {
+        build_router(&self.pages).map(drop)
+    }
+
+    fn router(&self) -> &matchit::Router<usize> {
+        self.router
+            .get_or_init(|| build_router(&self.pages).unwrap_or_else(|error| panic!("{error}")))
     }
 
     /// The page patterns, in the order they were added.
@@ -96,7 +109,7 @@ impl Pages {
         }
         let found = mode
             .file_system_routes
-            .then(|| self.router.at(&raw_path).ok())
+            .then(|| self.router().at(&raw_path).ok())
             .flatten();
         let Some(found) = found else {
             request.path = crate::decode_path(&raw_path);
@@ -153,6 +166,16 @@ impl Pages {
 fn fallback_error(request: &Request, error: &anyhow::Error) -> Response {
     eprintln!("Error occurred handling {}: {error:#}", request.path);
     Response::text("500: Internal Server Error").with_status(500)
+}
+
+fn build_router(pages: &[(String, PageFn)]) -> anyhow::Result<matchit::Router<usize>> {
+    let mut router = matchit::Router::new();
+    for (i, (pattern, _)) in pages.iter().enumerate() {
+        router
+            .insert(to_matchit(pattern), i)
+            .map_err(|error| anyhow::anyhow!("invalid page pattern `{pattern}`: {error}"))?;
+    }
+    Ok(router)
 }
 
 /// `/posts/[id]` is matchit's `/posts/{id}`; `/docs/[...slug]` is `/docs/{*slug}`.
@@ -281,6 +304,12 @@ mod tests {
         let request = Request::new("GET", "/boom", Vec::new());
         assert!(pages.render("/boom", &request, MODE).unwrap().is_err());
         assert!(pages.render("/missing", &request, MODE).is_none());
+    }
+
+    #[test]
+    fn conflicting_patterns_fail_the_check() {
+        assert!(pages().check().is_ok());
+        assert!(pages().page("/posts/[other]", echo_id).check().is_err());
     }
 
     #[test]
