@@ -53,7 +53,8 @@ serve-wasmtime *ARGS: compose install-wasmtime
 test: install-wasmtime
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p app
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router --lib
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router --doc router.rs
     cargo test --workspace
 
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).

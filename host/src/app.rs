@@ -88,7 +88,8 @@ impl App {
     /// A page that fails renders the app's `/_error` page with 500 and a page
     /// the app does not have renders its `/404` page with 404: both are
     /// `Ok`. `Err` is a failure of the guest itself (trap, timeout): turn it
-    /// into a response with [`Error::into_response`] or your own.
+    /// into a response with [`Error::into_response`] or your own. Counts
+    /// against `limits.max_concurrent_requests` like any request.
     pub async fn render<B>(
         &self,
         req: &Request<B>,
@@ -96,6 +97,7 @@ impl App {
         query: Pairs,
     ) -> Result<Response<Body>, Error> {
         let prepared = self.prepared.load_full().ok_or(Error::NotPrepared)?;
+        let _permit = prepared.admit()?;
         let info = crate::render::request_info(req, &query);
         crate::render::render(&prepared, info, page, query).await
     }

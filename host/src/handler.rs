@@ -52,12 +52,7 @@ impl RequestHandler {
         if let Some(Routed::Redirect { status, location }) = routed {
             return Ok(redirect(status, &location));
         }
-        let limits = &prepared.resolved.config.limits;
-        let permit = prepared
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded(limits.max_concurrent_requests))?;
+        let permit = prepared.admit()?;
         if let Some(Routed::Page { page, query }) = routed {
             let info = crate::render::request_info(&request, &query);
             return crate::render::render(&prepared, info, &page, query).await;

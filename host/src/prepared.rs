@@ -13,7 +13,7 @@ use crate::static_files::PublicDir;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Engine;
 use wasmtime::Result;
 use wasmtime::error::Context;
@@ -173,6 +173,16 @@ impl Prepared {
         prepared.pages = prepared.list_pages().await?;
         prepared.check_route_pages()?;
         Ok(prepared)
+    }
+
+    /// A permit for one more request in flight, or 503 when
+    /// `limits.max_concurrent_requests` are.
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, crate::Error> {
+        let limit = self.resolved.config.limits.max_concurrent_requests;
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| crate::Error::Overloaded(limit))
     }
 
     /// The routers the handler runs, for messages and `switchyard routes`.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard_tests::process::run;
-use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, get, request};
+use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
 
@@ -15,13 +15,6 @@ fn serve(app: &str, args: &[&str]) -> (Server, tempfile::TempDir) {
     let mut all = vec!["serve", app, "--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
     (Server::start(SWITCHYARD, &all, Some(dir.path()), &[]), dir)
-}
-
-/// A `switchyard.toml` with `text` in a new directory.
-fn config_dir(text: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), text).unwrap();
-    dir
 }
 
 #[test]

@@ -7,14 +7,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use switchyard_tests::client::try_request;
-use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, get, request};
+use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// `switchyard serve FIXTURES` with `config` as its `switchyard.toml`.
 fn fixtures(config: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    let dir = config_dir(config);
     let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
     (Server::start(SWITCHYARD, &args, Some(dir.path()), &[]), dir)
 }

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 use switchyard_tests::process::run;
-use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, ROUTER_COMPONENT, Server, get, request};
+use switchyard_tests::{
+    APP_COMPONENT, FIXTURES_COMPONENT, ROUTER_COMPONENT, Server, config_dir, get, request,
+};
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
 /// The host's wasmtime version: `wasmtime serve` must be the same.
@@ -14,12 +16,6 @@ fn serve_in(dir: &Path, args: &[&str]) -> Server {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
     Server::start(SWITCHYARD, &all, Some(dir), &[])
-}
-
-fn config_dir(text: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), text).unwrap();
-    dir
 }
 
 /// What the seed's custom server answers, through whichever server runs

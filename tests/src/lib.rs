@@ -8,3 +8,10 @@ include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
 pub use client::{Response, get, request};
 pub use process::Server;
+
+/// A new directory holding a `switchyard.toml` with `text`.
+pub fn config_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("failed to make a directory");
+    std::fs::write(dir.path().join("switchyard.toml"), text).expect("failed to write the config");
+    dir
+}

@@ -146,17 +146,9 @@ pub fn run(
     dir: Option<&Path>,
     timeout: Duration,
 ) -> (ExitStatus, String, String) {
-    let mut command = Command::new(program.as_ref());
-    command
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    let mut child = command.spawn().expect("failed to start the program");
+    let mut child = command(program.as_ref(), args, dir, &[])
+        .spawn()
+        .expect("failed to start the program");
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -183,12 +175,10 @@ pub fn run(
     (status, out.join().unwrap(), err.join().unwrap())
 }
 
-fn spawn(
-    program: &Path,
-    args: &[&str],
-    dir: Option<&Path>,
-    envs: &[(&str, &str)],
-) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+/// `program args` in `dir`, with `envs` added, its output piped, and no
+/// `RUST_BACKTRACE` (a backtrace in an error message would break the tests'
+/// exact comparisons).
+fn command(program: &Path, args: &[&str], dir: Option<&Path>, envs: &[(&str, &str)]) -> Command {
     let mut command = Command::new(program);
     command
         .args(args)
@@ -200,7 +190,16 @@ fn spawn(
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
-    let mut child = command
+    command
+}
+
+fn spawn(
+    program: &Path,
+    args: &[&str],
+    dir: Option<&Path>,
+    envs: &[(&str, &str)],
+) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+    let mut child = command(program, args, dir, envs)
         .spawn()
         .unwrap_or_else(|error| panic!("failed to start {}: {error}", program.display()));
     let output = Arc::new(Mutex::new(String::new()));
