@@ -4,6 +4,7 @@
 
 use super::AppArgs;
 use clap::Args;
+use std::io::Write;
 use wasmtime::Result;
 
 #[derive(Debug, Args)]
@@ -17,8 +18,9 @@ impl RoutesCommand {
         let app = self.app.builder().build();
         super::runtime()?.block_on(app.prepare())?;
         let config = app.config().unwrap_or_default();
+        let mut table = String::new();
         for router in app.routers() {
-            println!("router {}", router.display());
+            table.push_str(&format!("router {}\n", router.display()));
         }
         let mut lines = app.routes();
         let file_system = if config.use_file_system_public_routes {
@@ -37,8 +39,12 @@ impl RoutesCommand {
             .max()
             .unwrap_or(0);
         for (pattern, target) in lines {
-            println!("{pattern:width$}  {target}");
+            table.push_str(&format!("{pattern:width$}  {target}\n"));
         }
-        Ok(())
+        // A reader that stops early (`| head`) is not an error.
+        match std::io::stdout().write_all(table.as_bytes()) {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            result => Ok(result?),
+        }
     }
 }
