@@ -162,18 +162,6 @@ impl RouteTable {
     pub fn listing(&self) -> &[(String, String)] {
         &self.listing
     }
-
-    /// Whether there are no routes and no redirects.
-    pub fn is_empty(&self) -> bool {
-        self.listing.is_empty()
-    }
-
-    /// The page patterns that routes render.
-    pub fn pages(&self) -> impl Iterator<Item = &str> {
-        self.listing
-            .iter()
-            .filter_map(|(_, target)| target.strip_prefix("page "))
-    }
 }
 
 impl std::fmt::Debug for RouteTable {

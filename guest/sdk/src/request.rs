@@ -19,7 +19,9 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request for `path` with `query`, as `renderer.render` builds it.
+    /// A request for `path` with `query`, as `renderer.render` builds it;
+    /// with [`Request::with_header`] and [`Request::with_body`], what unit
+    /// tests of pages call them with.
     pub fn new(method: &str, path: &str, query: Vec<(String, String)>) -> Self {
         Self {
             method: method.to_string(),
@@ -124,5 +126,25 @@ impl From<RequestInfo> for Request {
             body: Vec::new(),
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn built_requests_read_back() {
+        let request = Request::new(
+            "POST",
+            "/api/x",
+            vec![("tag".into(), "a".into()), ("tag".into(), "b".into())],
+        )
+        .with_header("Content-Type", "application/json")
+        .with_body(br#"{"n": 1}"#.to_vec());
+        assert_eq!(request.query_all("tag").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        let body: serde_json::Value = request.json().unwrap();
+        assert_eq!(body["n"], 1);
     }
 }
