@@ -23,8 +23,12 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 /// yields to the runtime (and so how late a timeout can fire).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Core instances, tables, ... per component instance the pool makes room for.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// Core instances per component instance the pool makes room for: a router
+/// + app composition holds the core instances of both (a counter only).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+
+/// Tables per component instance (each slot is reserved address space).
+const TABLES_PER_COMPONENT: u32 = 8;
 
 /// What the engine is sized for.
 #[derive(Debug, Clone)]
@@ -42,7 +46,7 @@ pub(crate) fn engine(settings: &EngineSettings) -> Result<Engine> {
     pool.total_component_instances(instances)
         .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
         .total_memories(instances * 2)
-        .total_tables(instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_tables(instances * TABLES_PER_COMPONENT)
         .total_stacks(instances)
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
         // Keep the first pages of each memory and table mapped between
