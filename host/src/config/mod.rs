@@ -14,10 +14,12 @@
 //! Every key is checked while parsing (`deny_unknown_fields`, typed sizes and
 //! durations), and every error names the file, the key and the reason.
 
+mod human;
+mod sections;
+
+pub use sections::{Grants, Limits, Performance, RedirectConfig, RouteConfig, ServerConfig};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The file name looked for in the app's directory.
 pub const CONFIG_FILE: &str = "switchyard.toml";
@@ -30,7 +32,7 @@ pub struct Config {
     pub app: Option<PathBuf>,
     /// Router components in front of the app: a path or a list of paths,
     /// outermost first.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(default, deserialize_with = "human::one_or_many")]
     pub router: Vec<PathBuf>,
     /// `false`: no page is served by its file name; only `[[routes]]` reach pages.
     #[serde(default = "enabled")]
@@ -78,238 +80,8 @@ impl Default for Config {
     }
 }
 
-/// `"a.wasm"` or `["a.wasm", "b.wasm"]`.
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
-    struct Paths;
-    impl<'de> serde::de::Visitor<'de> for Paths {
-        type Value = Vec<PathBuf>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a path or a list of paths")
-        }
-        fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Self::Value, E> {
-            Ok(vec![PathBuf::from(path)])
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut paths = Vec::new();
-            while let Some(path) = seq.next_element::<PathBuf>()? {
-                paths.push(path);
-            }
-            Ok(paths)
-        }
-    }
-    d.deserialize_any(Paths)
-}
-
 fn enabled() -> bool {
     true
-}
-
-/// `[server]`: the address to listen on.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// The host name (or IP address) to listen on.
-    #[serde(default = "default_hostname")]
-    pub hostname: String,
-    /// The port; 0 picks a free one.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// How long a client may take to send its request headers (`"10s"`).
-    #[serde(default = "default_header_read_timeout", with = "human_duration")]
-    pub header_read_timeout: Duration,
-    /// How long in-flight requests get to finish on SIGINT/SIGTERM (`"30s"`).
-    #[serde(default = "default_shutdown_timeout", with = "human_duration")]
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            hostname: default_hostname(),
-            port: default_port(),
-            header_read_timeout: default_header_read_timeout(),
-            shutdown_timeout: default_shutdown_timeout(),
-        }
-    }
-}
-
-fn default_header_read_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_shutdown_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_hostname() -> String {
-    "localhost".to_string()
-}
-
-fn default_port() -> u16 {
-    3000
-}
-
-/// `[[routes]]`: render `page` for requests whose path matches `path`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// `/a` (exact), `/blog/{slug}` (a segment), `/docs/{*rest}` (the rest).
-    pub path: String,
-    /// The page to render, by its pattern in the app (`/a`, `/posts/[id]`).
-    pub page: String,
-    /// Extra query entries; `{param}` in a value is the path parameter.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
-}
-
-/// `[[redirects]]`: answer `source` with a redirect to `destination`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedirectConfig {
-    /// A path pattern, as for routes.
-    pub source: String,
-    /// Where to send the client; `{param}` is the path parameter.
-    pub destination: String,
-    /// 308 when true, 307 when false.
-    #[serde(default)]
-    pub permanent: bool,
-}
-
-/// `[limits]`: what one request may use.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Wall-clock time a guest may run for one request (`"30s"`); past it, 504.
-    #[serde(default = "default_request_timeout", with = "human_duration")]
-    pub request_timeout: Duration,
-    /// Linear memory one instance may use (`"128MiB"`); past it the request fails.
-    #[serde(default = "default_max_memory", with = "human_size")]
-    pub max_memory: u64,
-    /// The largest request body (`"10MiB"`); larger: 413, also when streamed
-    /// without a length.
-    #[serde(default = "default_max_request_body", with = "human_size")]
-    pub max_request_body: u64,
-    /// Requests handled at once; more: 503 with `Retry-After`.
-    #[serde(default = "default_max_concurrent_requests")]
-    pub max_concurrent_requests: u32,
-    /// The largest request head, request line and headers (`"64KiB"`, at
-    /// least 8KiB); larger: 431.
-    #[serde(default = "default_max_header_size", with = "human_size")]
-    pub max_header_size: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            request_timeout: default_request_timeout(),
-            max_memory: default_max_memory(),
-            max_request_body: default_max_request_body(),
-            max_concurrent_requests: default_max_concurrent_requests(),
-            max_header_size: default_max_header_size(),
-        }
-    }
-}
-
-fn default_max_request_body() -> u64 {
-    10 << 20
-}
-
-fn default_max_concurrent_requests() -> u32 {
-    1000
-}
-
-fn default_max_header_size() -> u64 {
-    64 << 10
-}
-
-/// `[performance]`: speed that costs a guarantee, so it is opt-in.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Performance {
-    /// How many requests, one after another, an instance may serve (1: a
-    /// fresh instance for every request). Only for apps that keep no state
-    /// between requests: whatever one request leaves in memory, the next
-    /// one sees.
-    #[serde(default = "default_instance_reuse")]
-    pub instance_reuse: u32,
-}
-
-impl Default for Performance {
-    fn default() -> Self {
-        Self {
-            instance_reuse: default_instance_reuse(),
-        }
-    }
-}
-
-fn default_instance_reuse() -> u32 {
-    1
-}
-
-/// `[grants]`: authority a guest gets, each granted explicitly.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grants {
-    /// Environment variables the guest sees, with their values.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Host environment variables passed through to the guest, by name.
-    #[serde(default)]
-    pub inherit_env: Vec<String>,
-    /// Directories the guest may read: guest path = host path (relative
-    /// to the config file). Read-only.
-    #[serde(default)]
-    pub dirs: BTreeMap<String, PathBuf>,
-    /// Hosts (`example.com`, `example.com:8080`, or `*` for any) the guest
-    /// may send HTTP requests to.
-    #[serde(default)]
-    pub outgoing_http: Vec<String>,
-}
-
-fn default_request_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_max_memory() -> u64 {
-    128 << 20
-}
-
-mod human_duration {
-    use serde::{Deserialize, Deserializer, de::Error};
-    use std::time::Duration;
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        let duration = humantime::parse_duration(&text).map_err(|e| {
-            D::Error::custom(format!(
-                "invalid duration \"{text}\": {e} (write it like \"30s\" or \"500ms\")"
-            ))
-        })?;
-        if duration.is_zero() {
-            return Err(D::Error::custom("must be longer than zero"));
-        }
-        Ok(duration)
-    }
-}
-
-mod human_size {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        let text = String::deserialize(d)?;
-        let size: bytesize::ByteSize = text.parse().map_err(|e| {
-            D::Error::custom(format!(
-                "invalid size \"{text}\": {e} (write it like \"128MiB\")"
-            ))
-        })?;
-        if size.as_u64() == 0 {
-            return Err(D::Error::custom("must be larger than zero"));
-        }
-        Ok(size.as_u64())
-    }
 }
 
 /// A configuration file that could not be used.
@@ -444,6 +216,7 @@ fn location(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn error(text: &str) -> String {
         Config::parse(text, Path::new("dir/switchyard.toml"))

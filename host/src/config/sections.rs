@@ -1,0 +1,179 @@
+//! The sections of `switchyard.toml` below the top-level keys: `[server]`,
+//! `[[routes]]`, `[[redirects]]`, `[limits]`, `[performance]`, `[grants]`,
+//! each with its defaults.
+
+use super::human::{human_duration, human_size};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[server]`: the address to listen on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The host name (or IP address) to listen on.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// The port; 0 picks a free one.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// How long a client may take to send its request headers (`"10s"`).
+    #[serde(default = "default_header_read_timeout", with = "human_duration")]
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests get to finish on SIGINT/SIGTERM (`"30s"`).
+    #[serde(default = "default_shutdown_timeout", with = "human_duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            hostname: default_hostname(),
+            port: default_port(),
+            header_read_timeout: default_header_read_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_hostname() -> String {
+    "localhost".to_string()
+}
+
+fn default_port() -> u16 {
+    3000
+}
+
+/// `[[routes]]`: render `page` for requests whose path matches `path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `/a` (exact), `/blog/{slug}` (a segment), `/docs/{*rest}` (the rest).
+    pub path: String,
+    /// The page to render, by its pattern in the app (`/a`, `/posts/[id]`).
+    pub page: String,
+    /// Extra query entries; `{param}` in a value is the path parameter.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+/// `[[redirects]]`: answer `source` with a redirect to `destination`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// A path pattern, as for routes.
+    pub source: String,
+    /// Where to send the client; `{param}` is the path parameter.
+    pub destination: String,
+    /// 308 when true, 307 when false.
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// `[limits]`: what one request may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time a guest may run for one request (`"30s"`); past it, 504.
+    #[serde(default = "default_request_timeout", with = "human_duration")]
+    pub request_timeout: Duration,
+    /// Linear memory one instance may use (`"128MiB"`); past it the request fails.
+    #[serde(default = "default_max_memory", with = "human_size")]
+    pub max_memory: u64,
+    /// The largest request body (`"10MiB"`); larger: 413, also when streamed
+    /// without a length.
+    #[serde(default = "default_max_request_body", with = "human_size")]
+    pub max_request_body: u64,
+    /// Requests handled at once; more: 503 with `Retry-After`.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u32,
+    /// The largest request head, request line and headers (`"64KiB"`, at
+    /// least 8KiB); larger: 431.
+    #[serde(default = "default_max_header_size", with = "human_size")]
+    pub max_header_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: default_request_timeout(),
+            max_memory: default_max_memory(),
+            max_request_body: default_max_request_body(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_header_size: default_max_header_size(),
+        }
+    }
+}
+
+fn default_max_request_body() -> u64 {
+    10 << 20
+}
+
+fn default_max_concurrent_requests() -> u32 {
+    1000
+}
+
+fn default_max_header_size() -> u64 {
+    64 << 10
+}
+
+/// `[performance]`: speed that costs a guarantee, so it is opt-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Performance {
+    /// How many requests, one after another, an instance may serve (1: a
+    /// fresh instance for every request). Only for apps that keep no state
+    /// between requests: whatever one request leaves in memory, the next
+    /// one sees.
+    #[serde(default = "default_instance_reuse")]
+    pub instance_reuse: u32,
+}
+
+impl Default for Performance {
+    fn default() -> Self {
+        Self {
+            instance_reuse: default_instance_reuse(),
+        }
+    }
+}
+
+fn default_instance_reuse() -> u32 {
+    1
+}
+
+/// `[grants]`: authority a guest gets, each granted explicitly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Environment variables the guest sees, with their values.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host environment variables passed through to the guest, by name.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
+    /// Directories the guest may read: guest path = host path (relative
+    /// to the config file). Read-only.
+    #[serde(default)]
+    pub dirs: BTreeMap<String, PathBuf>,
+    /// Hosts (`example.com`, `example.com:8080`, or `*` for any) the guest
+    /// may send HTTP requests to.
+    #[serde(default)]
+    pub outgoing_http: Vec<String>,
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_memory() -> u64 {
+    128 << 20
+}
