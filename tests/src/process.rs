@@ -138,6 +138,19 @@ impl Drop for Server {
     }
 }
 
+/// Run `program args` in `dir` (for a minute at most), which must fail:
+/// exit code 1, before it printed a ready line. Returns its stderr.
+pub fn run_failing(program: impl AsRef<Path>, args: &[&str], dir: &Path) -> String {
+    let (status, stdout, stderr) = run(program, args, Some(dir), Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "expected exit code 1; stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(!stdout.contains("Ready"), "it got ready: {stdout}");
+    stderr
+}
+
 /// Run `program` to completion (bounded by `timeout`); returns its status,
 /// stdout and stderr.
 pub fn run(
