@@ -215,33 +215,24 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("wrote `composed.wasm`"), "{stdout}");
 
-    let args = ["serve", "-Scli", "--addr", "127.0.0.1:0", "composed.wasm"];
-    let server = Server::start_announcing(
-        &wasmtime,
-        &args,
-        Some(dir.path()),
-        &[],
-        "Serving HTTP on http://",
-    );
+    // `wasmtime serve -Scli ARGS composed.wasm` on a free port.
+    let serve = |args: &[&str]| {
+        let mut all = vec!["serve", "-Scli", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        all.push("composed.wasm");
+        Server::start_announcing(
+            &wasmtime,
+            &all,
+            Some(dir.path()),
+            &[],
+            "Serving HTTP on http://",
+        )
+    };
+    let server = serve(&[]);
     assert_routes_like_server_js(server.address);
 
     // The flag reaches the app through the environment, under any host.
-    let args = [
-        "serve",
-        "-Scli",
-        "--addr",
-        "127.0.0.1:0",
-        "--env",
-        "SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES=false",
-        "composed.wasm",
-    ];
-    let server = Server::start_announcing(
-        &wasmtime,
-        &args,
-        Some(dir.path()),
-        &[],
-        "Serving HTTP on http://",
-    );
+    let server = serve(&["--env", "SWITCHYARD_USE_FILE_SYSTEM_PUBLIC_ROUTES=false"]);
     assert!(
         get(server.address, "/a?name=x")
             .text()
