@@ -29,8 +29,14 @@ impl Response {
 
     /// A 200 HTML page, with the `Cache-Control` of a server-rendered page.
     pub fn html(body: impl Into<String>) -> Self {
-        Self::new(200, "text/html; charset=utf-8", body.into())
-            .with_header("cache-control", SSR_CACHE_CONTROL)
+        let mut headers = Vec::with_capacity(4);
+        headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
+        headers.push(("cache-control".into(), SSR_CACHE_CONTROL.into()));
+        Self {
+            status: 200,
+            headers,
+            body: body.into().into_bytes(),
+        }
     }
 
     /// A 200 JSON response (`application/json; charset=utf-8`).
@@ -79,21 +85,24 @@ impl Response {
 
     /// Complete the headers for the wire: a strong `ETag` on a 200, then
     /// `304 Not Modified` when `if_none_match` has it, and `content-length`.
+    /// On every page render's path: it formats by hand, with no `format!`.
     pub(crate) fn finish(mut self, if_none_match: Option<&str>) -> Self {
         if self.status == 200 && self.header("etag").is_none() {
-            let etag = format!("\"{:x}-{:x}\"", content_hash(&self.body), self.body.len());
+            let etag = etag(&self.body);
             if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
                 self.status = 304;
                 self.body.clear();
             }
-            self = self.with_header("etag", &etag);
+            self.headers.push(("etag".into(), etag));
         }
-        if self.status == 304 {
-            self.headers.retain(|(n, _)| n != "content-length");
-            return self;
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+        if self.status != 304 {
+            let mut length = String::with_capacity(8);
+            push_decimal(&mut length, self.body.len() as u64);
+            self.headers.push(("content-length".into(), length));
         }
-        let length = self.body.len().to_string();
-        self.with_header("content-length", &length)
+        self
     }
 }
 
@@ -130,6 +139,42 @@ fn content_hash(bytes: &[u8]) -> u64 {
         .remainder()
         .iter()
         .fold(hash, |hash, &b| mix(hash, u64::from(b)))
+}
+
+/// The strong `ETag` of `body`: `"<content hash>-<length>"`, in hex.
+fn etag(body: &[u8]) -> String {
+    let mut etag = String::with_capacity(28);
+    etag.push('"');
+    push_hex(&mut etag, content_hash(body));
+    etag.push('-');
+    push_hex(&mut etag, body.len() as u64);
+    etag.push('"');
+    etag
+}
+
+/// Append `n` in lower-case hex, no leading zeros (as `{:x}` would).
+fn push_hex(out: &mut String, n: u64) {
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        let digit = (n >> (shift * 4)) & 0xf;
+        out.push(char::from_digit(digit as u32, 16).expect("a hex digit"));
+    }
+}
+
+/// Append `n` in decimal (as `{}` would).
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 #[cfg(test)]
@@ -175,6 +220,28 @@ mod tests {
             etag("same body, long enougH")
         );
         assert_ne!(etag("a"), etag("b"));
+    }
+
+    #[test]
+    fn numbers_format_as_std_does() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            1000,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let (mut hex, mut decimal) = (String::new(), String::new());
+            push_hex(&mut hex, n);
+            push_decimal(&mut decimal, n);
+            assert_eq!(hex, format!("{n:x}"));
+            assert_eq!(decimal, n.to_string());
+        }
     }
 
     #[test]
