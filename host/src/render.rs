@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::instance::Host;
 use crate::prepared::Prepared;
 use crate::routes::Pairs;
-use http::{Response, StatusCode, header};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use wasmtime::error::Context;
 use wasmtime::format_err;
 
@@ -69,14 +70,20 @@ async fn call(
     }
 }
 
+/// The page as a response. The header strings are moved, not copied.
 fn to_response(page: Page) -> Result<Response<Body>, Error> {
-    let mut response = Response::builder().status(page.status);
-    for (name, value) in &page.headers {
-        response = response.header(name, value);
+    let mut response = Response::new(full(page.body));
+    *response.status_mut() = StatusCode::from_u16(page.status)
+        .with_context(|| format!("the rendered page has an invalid status {}", page.status))?;
+    let headers = response.headers_mut();
+    headers.reserve(page.headers.len());
+    for (name, value) in page.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .with_context(|| format!("the rendered page has an invalid header name `{name}`"))?;
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value))
+            .with_context(|| format!("the rendered page has an invalid value for `{name}`"))?;
+        headers.append(name, value);
     }
-    let response = response
-        .body(full(page.body))
-        .context("the rendered page has an invalid status or header")?;
     Ok(response)
 }
 
