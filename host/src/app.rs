@@ -2,6 +2,7 @@
 //! with its [`request_handler`](App::request_handler) or render pages by
 //! name with [`render`](App::render).
 
+use crate::admission::Admitted;
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::Error;
@@ -97,7 +98,7 @@ impl App {
         query: Pairs,
     ) -> Result<Response<Body>, Error> {
         let prepared = self.prepared.load_full().ok_or(Error::NotPrepared)?;
-        let _permit = prepared.admit()?;
+        let prepared = Admitted::new(prepared)?;
         let info = crate::render::request_info(req, &query);
         crate::render::render(&prepared, info, page, query).await
     }

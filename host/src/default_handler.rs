@@ -2,29 +2,27 @@
 //! `wasi:http/incoming-handler` export (or the routers' in front of it), in
 //! a fresh instance.
 
+use crate::admission::Admitted;
 use crate::body::Body;
 use crate::error::Error;
 use crate::instance::Host;
 use crate::limited_body::LimitedBody;
-use crate::prepared::Prepared;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::format_err;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// Run the default handler for `request`. The guest runs in a task of its
 /// own, so it can go on streaming the body after the response head is sent;
-/// `limits.request_timeout` bounds all of it, and `permit` is held until it
-/// ends. A body over `limits.max_request_body` answers 413, whether its
+/// `limits.request_timeout` bounds all of it, and the request counts as in
+/// flight until it ends. A body over `limits.max_request_body` answers 413, whether its
 /// length was announced or it was streamed.
 pub(crate) async fn handle<B>(
-    prepared: &Arc<Prepared>,
+    prepared: Admitted,
     request: Request<B>,
-    permit: OwnedSemaphorePermit,
 ) -> Result<Response<Body>, Error>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -54,9 +52,7 @@ where
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let out = http.new_response_outparam(sender)?;
     let timeout = prepared.timeout;
-    let prepared = Arc::clone(prepared);
     let task = tokio::spawn(async move {
-        let _permit = permit;
         tokio::time::timeout(timeout, async move {
             let proxy = match reusable.instance.take() {
                 Some(proxy) => proxy,

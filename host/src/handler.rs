@@ -1,6 +1,7 @@
 //! `app.getRequestHandler()`: the config's redirects and routes, then the
 //! app's default handler.
 
+use crate::admission::Admitted;
 use crate::app::App;
 use crate::body::{Body, full};
 use crate::error::Error;
@@ -34,10 +35,13 @@ impl RequestHandler {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let url = request.uri().to_string();
+        // Formatted only for an error's log line.
+        let uri = request.uri().clone();
         match self.try_handle(request).await {
             Ok(response) => response,
-            Err(error) => error.into_response(&url, self.app.is_dev(), self.app.is_quiet()),
+            Err(error) => {
+                error.into_response(&uri.to_string(), self.app.is_dev(), self.app.is_quiet())
+            }
         }
     }
 
@@ -52,7 +56,7 @@ impl RequestHandler {
         if let Some(Routed::Redirect { status, location }) = routed {
             return Ok(redirect(status, &location));
         }
-        let permit = prepared.admit()?;
+        let prepared = Admitted::new(prepared)?;
         if let Some(Routed::Page { page, query }) = routed {
             let info = crate::render::request_info(&request, &query);
             return crate::render::render(&prepared, info, &page, query).await;
@@ -64,7 +68,7 @@ impl RequestHandler {
         {
             return Ok(file);
         }
-        crate::default_handler::handle(&prepared, request, permit).await
+        crate::default_handler::handle(prepared, request).await
     }
 }
 

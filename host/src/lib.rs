@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+mod admission;
 mod app;
 mod bindings;
 pub mod body;

@@ -1,6 +1,7 @@
 //! What `App::prepare` makes: the compiled, linked, pre-instantiated app,
 //! the route table and the per-request settings.
 
+use crate::admission::InFlight;
 use crate::app::Options;
 use crate::bindings::AppPre;
 use crate::compose;
@@ -13,7 +14,6 @@ use crate::static_files::PublicDir;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Engine;
 use wasmtime::Result;
 use wasmtime::error::Context;
@@ -102,8 +102,8 @@ pub(crate) struct Prepared {
     /// Static files, if `public_dir` is set.
     pub(crate) public: Option<PublicDir>,
     pub(crate) timeout: Duration,
-    /// One permit per request in flight (`limits.max_concurrent_requests`).
-    pub(crate) permits: Arc<Semaphore>,
+    /// The requests in flight (`limits.max_concurrent_requests`).
+    pub(crate) in_flight: InFlight,
     /// Idle app instances for `render` calls (`[performance] instance_reuse`).
     pub(crate) idle_renderers: Reuse<crate::bindings::App>,
     /// Idle handler instances.
@@ -164,7 +164,7 @@ impl Prepared {
             routes,
             public,
             timeout: limits.request_timeout,
-            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            in_flight: InFlight::new(limits.max_concurrent_requests),
             idle_renderers: Reuse::new(config.performance.instance_reuse),
             idle_handlers: Reuse::new(config.performance.instance_reuse),
             pages: Vec::new(),
@@ -173,16 +173,6 @@ impl Prepared {
         prepared.pages = prepared.list_pages().await?;
         prepared.check_route_pages()?;
         Ok(prepared)
-    }
-
-    /// A permit for one more request in flight, or 503 when
-    /// `limits.max_concurrent_requests` are.
-    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, crate::Error> {
-        let limit = self.resolved.config.limits.max_concurrent_requests;
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| crate::Error::Overloaded(limit))
     }
 
     /// The routers the handler runs, for messages and `switchyard routes`.
