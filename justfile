@@ -60,7 +60,7 @@ test: install-wasmtime
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
 bench: build-guest install-wasmtime
     command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-    cargo build --release -p switchyard --bins --example native_hello
+    cargo build --release -p switchyard --bins --example native_hello --example render_call
     ./target/release/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 

@@ -8,7 +8,8 @@
 # default-handler path, and the router composition; and the same with
 # `[performance] instance_reuse`. Each is driven by wrk in alternating rounds;
 # the table shows medians of the rounds, peak RSS, and ratios to the
-# references measured in this run.
+# references measured in this run. Last, what one render call costs in
+# process, with no HTTP around it (bench/render_call.rs).
 #
 # Knobs: ROUNDS (3), DURATION (5s), CONNECTIONS (32), THREADS (2).
 set -euo pipefail
@@ -147,4 +148,6 @@ start_ms() {
 }
 starts=$(for _ in 1 2 3 4 5; do start_ms; done | median)
 printf 'warm start to "> Ready": %s ms (median of 5)\n' "$starts"
+# The render call alone, with no HTTP around it.
+./target/release/examples/render_call "$app"
 printf 'machine: %s, %s cores, %s; wrk -t%s -c%s -d%s, %s rounds\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%d)" "$THREADS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
