@@ -18,8 +18,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 /// Run the default handler for `request`. The guest runs in a task of its
 /// own, so it can go on streaming the body after the response head is sent;
 /// `limits.request_timeout` bounds all of it, and the request counts as in
-/// flight until it ends. A body over `limits.max_request_body` answers 413, whether its
-/// length was announced or it was streamed.
+/// flight until it ends. A body over `limits.max_request_body` answers 413,
+/// whether its length was announced or it was streamed.
 pub(crate) async fn handle<B>(
     prepared: Admitted,
     request: Request<B>,

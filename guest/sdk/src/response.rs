@@ -98,8 +98,7 @@ impl Response {
         self.headers
             .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
         if self.status != 304 {
-            let mut length = String::with_capacity(8);
-            push_decimal(&mut length, self.body.len() as u64);
+            let length = itoa::Buffer::new().format(self.body.len()).to_string();
             self.headers.push(("content-length".into(), length));
         }
         self
@@ -161,22 +160,6 @@ fn push_hex(out: &mut String, n: u64) {
     }
 }
 
-/// Append `n` in decimal (as `{}` would).
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut rest = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend(digits[i..].iter().map(|&d| char::from(d)));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,24 +206,11 @@ mod tests {
     }
 
     #[test]
-    fn numbers_format_as_std_does() {
-        for n in [
-            0,
-            1,
-            9,
-            10,
-            15,
-            16,
-            255,
-            1000,
-            u64::from(u32::MAX),
-            u64::MAX,
-        ] {
-            let (mut hex, mut decimal) = (String::new(), String::new());
+    fn hex_is_formatted_as_std_does() {
+        for n in [0, 1, 9, 10, 15, 16, 255, 4096, u64::MAX] {
+            let mut hex = String::new();
             push_hex(&mut hex, n);
-            push_decimal(&mut decimal, n);
             assert_eq!(hex, format!("{n:x}"));
-            assert_eq!(decimal, n.to_string());
         }
     }
 
