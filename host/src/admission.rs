@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How many requests are in flight, against the limit.
-#[derive(Debug)]
 pub(crate) struct InFlight {
     count: AtomicU32,
     limit: u32,

@@ -18,25 +18,25 @@ pub struct Response {
 }
 
 impl Response {
-    /// A response with `status`, `content-type` and `body`.
+    /// A response with `status`, `content-type` and `body`, with room for
+    /// the headers [`finish`](Self::finish) adds.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        let mut headers = Vec::with_capacity(4);
+        headers.push(("content-type".into(), content_type.into()));
         Self {
             status,
-            headers: vec![("content-type".into(), content_type.into())],
+            headers,
             body: body.into(),
         }
     }
 
     /// A 200 HTML page, with the `Cache-Control` of a server-rendered page.
     pub fn html(body: impl Into<String>) -> Self {
-        let mut headers = Vec::with_capacity(4);
-        headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
-        headers.push(("cache-control".into(), SSR_CACHE_CONTROL.into()));
-        Self {
-            status: 200,
-            headers,
-            body: body.into().into_bytes(),
-        }
+        let mut page = Self::new(200, "text/html; charset=utf-8", body.into());
+        // Pushed, not `with_header`: the name is lower case and not there yet.
+        page.headers
+            .push(("cache-control".into(), SSR_CACHE_CONTROL.into()));
+        page
     }
 
     /// A 200 JSON response (`application/json; charset=utf-8`).
