@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     world: "switchyard:server/app",
     exports: { default: async },
     require_store_data_send: true,
+    ownership: Borrowing { duplicate_if_necessary: true },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,

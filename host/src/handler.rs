@@ -58,8 +58,8 @@ impl RequestHandler {
         }
         let prepared = Admitted::new(prepared)?;
         if let Some(Routed::Page { page, query }) = routed {
-            let info = crate::render::request_info(&request, &query);
-            return crate::render::render(&prepared, info, &page, query).await;
+            let parts = crate::render::RequestParts::new(&request);
+            return crate::render::render(&prepared, &parts, &page, &query).await;
         }
         if let Some(public) = &prepared.public
             && let Some(file) = public

@@ -1,5 +1,6 @@
 //! `app.render(req, res, page, query)`: call the guest's typed `renderer`
-//! export in a fresh instance and turn the page into a response.
+//! export (in a fresh instance, or an idle one with instance reuse) and turn
+//! the page into a response.
 
 use crate::bindings::{Page, RenderError, RequestInfo};
 use crate::body::{Body, full};
@@ -9,6 +10,7 @@ use crate::prepared::Prepared;
 use crate::routes::Pairs;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use std::borrow::Cow;
 use wasmtime::error::Context;
 use wasmtime::format_err;
 
@@ -19,17 +21,17 @@ const NOT_FOUND_PAGE: &str = "/404";
 /// app's `/404` page with status 404, as in Next.js.
 pub(crate) async fn render(
     prepared: &Prepared,
-    info: RequestInfo,
+    request: &RequestParts<'_>,
     page: &str,
-    query: Pairs,
+    query: &Pairs,
 ) -> Result<Response<Body>, Error> {
-    match call(prepared, page, &query, &info).await? {
+    match call(prepared, page, query, request).await? {
         Ok(rendered) => to_response(rendered),
         Err(RenderError::Failed(message)) => {
             Err(Error::Guest(format_err!("page `{page}` failed: {message}")))
         }
         Err(RenderError::NotFound) => {
-            match call(prepared, NOT_FOUND_PAGE, &Vec::new(), &info).await? {
+            match call(prepared, NOT_FOUND_PAGE, &Vec::new(), request).await? {
                 Ok(rendered) => to_response(Page {
                     status: 404,
                     ..rendered
@@ -40,13 +42,29 @@ pub(crate) async fn render(
     }
 }
 
-/// One `renderer.render` call in a fresh instance, bounded by the timeout.
+/// One `renderer.render` call, bounded by the timeout, in an idle instance
+/// when reuse is on, else a fresh one.
 async fn call(
     prepared: &Prepared,
     page: &str,
     query: &Pairs,
-    info: &RequestInfo,
+    request: &RequestParts<'_>,
 ) -> Result<Result<Page, RenderError>, Error> {
+    let query: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_ref()))
+        .collect();
+    let info = RequestInfo {
+        method: request.method,
+        path: &request.path,
+        query: &query,
+        headers: &headers,
+    };
     let run = async {
         let mut reusable = prepared
             .idle_renderers
@@ -57,7 +75,7 @@ async fn call(
         };
         let rendered = app
             .switchyard_server_renderer()
-            .call_render(&mut reusable.store, page, query, info)
+            .call_render(&mut reusable.store, page, &query, info)
             .await?;
         reusable.instance = Some(app);
         // Only an instance that returned normally may serve again.
@@ -95,25 +113,26 @@ fn plain_not_found() -> Response<Body> {
         .expect("a static response is valid")
 }
 
-/// What the renderer is told of the request: method, decoded path, headers.
-pub(crate) fn request_info<B>(request: &http::Request<B>, query: &Pairs) -> RequestInfo {
-    let path = percent_encoding::percent_decode_str(request.uri().path())
-        .decode_utf8_lossy()
-        .into_owned();
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    RequestInfo {
-        method: request.method().to_string(),
-        path,
-        query: query.clone(),
-        headers,
+/// What the renderer is told of the request (method, decoded path,
+/// headers), borrowed from it where it can be.
+pub(crate) struct RequestParts<'a> {
+    method: &'a str,
+    path: Cow<'a, str>,
+    headers: Vec<(&'a str, Cow<'a, str>)>,
+}
+
+impl<'a> RequestParts<'a> {
+    pub(crate) fn new<B>(request: &'a http::Request<B>) -> Self {
+        let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
+            .collect();
+        Self {
+            method: request.method().as_str(),
+            path,
+            headers,
+        }
     }
 }
