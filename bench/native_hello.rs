@@ -1,6 +1,9 @@
 //! The reference for `just bench`: a native hyper server that answers every
 //! request with the same small HTML page, as fast as hyper can. Listens on
 //! `127.0.0.1:$PORT` (default 0) and prints `> Ready on http://ADDR`.
+//!
+//! `BUSY_NS` adds that many nanoseconds of busy work to every request (default
+//! 0): what a given cost per request does to throughput on this machine.
 
 use bytes::Bytes;
 use http::{Response, header};
@@ -8,6 +11,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
+use std::time::{Duration, Instant};
 
 /// About the size of the example app's `/a` page.
 const PAGE: &str = concat!(
@@ -24,12 +28,20 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| "0".into())
         .parse()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let busy = Duration::from_nanos(
+        std::env::var("BUSY_NS")
+            .unwrap_or_else(|_| "0".into())
+            .parse()?,
+    );
     println!("> Ready on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let service = service_fn(|_request| async {
+            let service = service_fn(move |_request| async move {
+                if !busy.is_zero() {
+                    spin(busy);
+                }
                 let response = Response::builder()
                     .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
                     .body(Full::new(Bytes::from_static(PAGE.as_bytes())))
@@ -41,5 +53,13 @@ async fn main() -> anyhow::Result<()> {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Keep the CPU busy for `duration`.
+fn spin(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
     }
 }
