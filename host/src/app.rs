@@ -99,8 +99,8 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let prepared = self.prepared.load_full().ok_or(Error::NotPrepared)?;
         let prepared = Admitted::new(prepared)?;
-        let request = crate::render::RequestParts::new(req);
-        crate::render::render(&prepared, &request, page, &query).await
+        let parts = crate::render::RequestParts::new(req);
+        crate::render::render(&prepared, &parts, page, &query).await
     }
 
     /// Dev mode: error responses show the error.

@@ -263,11 +263,18 @@ fn config_routes_render_pages_and_redirects_answer_first() {
         "{}",
         blog.text()
     );
-    assert!(
-        get(server.address, "/about?name=ignored")
-            .text()
-            .contains("Hello, config!")
+    let about = get(server.address, "/about?name=ignored");
+    assert!(about.text().contains("Hello, config!"), "{}", about.text());
+    // The renderer sees the request's headers: its ETag answers 304.
+    let etag = about.header("etag").expect("a rendered page has an ETag");
+    let cached = request(
+        server.address,
+        "GET",
+        "/about",
+        &[("if-none-match", etag)],
+        b"",
     );
+    assert_eq!((cached.status, cached.body.len()), (304, 0));
     let old = get(server.address, "/old/x?y=1");
     assert_eq!(
         (old.status, old.header("location")),
