@@ -18,38 +18,14 @@ use wasmtime::format_err;
 const NOT_FOUND_PAGE: &str = "/404";
 
 /// Render `page` with `query`. A page the app does not have renders the
-/// app's `/404` page with status 404, as in Next.js.
+/// app's `/404` page with status 404, as in Next.js; it is told the same
+/// request, query included.
 pub(crate) async fn render(
     prepared: &Prepared,
     request: &RequestParts<'_>,
     page: &str,
     query: &Pairs,
 ) -> Result<Response<Body>, Error> {
-    match call(prepared, page, query, request).await? {
-        Ok(rendered) => to_response(rendered),
-        Err(RenderError::Failed(message)) => {
-            Err(Error::Guest(format_err!("page `{page}` failed: {message}")))
-        }
-        Err(RenderError::NotFound) => {
-            match call(prepared, NOT_FOUND_PAGE, &Vec::new(), request).await? {
-                Ok(rendered) => to_response(Page {
-                    status: 404,
-                    ..rendered
-                }),
-                Err(_) => Ok(plain_not_found()),
-            }
-        }
-    }
-}
-
-/// One `renderer.render` call, bounded by the timeout, in an idle instance
-/// when reuse is on, else a fresh one.
-async fn call(
-    prepared: &Prepared,
-    page: &str,
-    query: &Pairs,
-    request: &RequestParts<'_>,
-) -> Result<Result<Page, RenderError>, Error> {
     let query: Vec<(&str, &str)> = query
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -65,6 +41,29 @@ async fn call(
         query: &query,
         headers: &headers,
     };
+    match call(prepared, page, &query, info.clone()).await? {
+        Ok(rendered) => to_response(rendered),
+        Err(RenderError::Failed(message)) => {
+            Err(Error::Guest(format_err!("page `{page}` failed: {message}")))
+        }
+        Err(RenderError::NotFound) => match call(prepared, NOT_FOUND_PAGE, &[], info).await? {
+            Ok(rendered) => to_response(Page {
+                status: 404,
+                ..rendered
+            }),
+            Err(_) => Ok(plain_not_found()),
+        },
+    }
+}
+
+/// One `renderer.render` call, bounded by the timeout, in an idle instance
+/// when reuse is on, else a fresh one.
+async fn call(
+    prepared: &Prepared,
+    page: &str,
+    query: &[(&str, &str)],
+    info: RequestInfo<'_>,
+) -> Result<Result<Page, RenderError>, Error> {
     let run = async {
         let mut reusable = prepared
             .idle_renderers
@@ -75,7 +74,7 @@ async fn call(
         };
         let rendered = app
             .switchyard_server_renderer()
-            .call_render(&mut reusable.store, page, &query, info)
+            .call_render(&mut reusable.store, page, query, info)
             .await?;
         reusable.instance = Some(app);
         // Only an instance that returned normally may serve again.
