@@ -8,9 +8,16 @@ use std::process::Command;
 
 /// The guest packages the tests use, and the constant naming each, in
 /// groups built by one cargo run each: apps and routers enable different
-/// features of the SDK, so they must not be built together.
+/// features of the SDK, so they must not be built together. The `standard`
+/// guests are wasi:http components built without our SDK.
 const GUESTS: &[&[(&str, &str)]] = &[
-    &[("app", "APP_COMPONENT"), ("fixtures", "FIXTURES_COMPONENT")],
+    &[
+        ("app", "APP_COMPONENT"),
+        ("fixtures", "FIXTURES_COMPONENT"),
+        ("p2-proxy", "P2_PROXY_COMPONENT"),
+        ("wstd-proxy", "WSTD_PROXY_COMPONENT"),
+        ("p3-handler", "P3_HANDLER_COMPONENT"),
+    ],
     &[("router", "ROUTER_COMPONENT")],
 ];
 
@@ -25,6 +32,7 @@ fn main() {
         "guest/app",
         "guest/fixtures",
         "guest/router",
+        "guest/standard",
         "wit",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

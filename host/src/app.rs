@@ -88,9 +88,11 @@ impl App {
     ///
     /// A page that fails renders the app's `/_error` page with 500 and a page
     /// the app does not have renders its `/404` page with 404: both are
-    /// `Ok`. `Err` is a failure of the guest itself (trap, timeout): turn it
-    /// into a response with [`Error::into_response`] or your own. Counts
-    /// against `limits.max_concurrent_requests` like any request.
+    /// `Ok`. `Err` is a failure of the guest itself (trap, timeout), or
+    /// [`Error::NoRenderer`] for an app without the `renderer` export (a
+    /// plain wasi:http component): turn it into a response with
+    /// [`Error::into_response`] or your own. Counts against
+    /// `limits.max_concurrent_requests` like any request.
     pub async fn render<B>(
         &self,
         req: &Request<B>,
@@ -150,6 +152,11 @@ impl App {
             .as_ref()
             .map(|p| p.routes.listing().to_vec())
             .unwrap_or_default()
+    }
+
+    /// What kind of wasi:http component the app is (after `prepare`).
+    pub fn kind(&self) -> Option<crate::AppKind> {
+        self.prepared.load().as_ref().map(|p| p.kind)
     }
 
     /// The app component in use (after `prepare`).

@@ -7,6 +7,7 @@ use crate::body::Body;
 use crate::error::Error;
 use crate::instance::Host;
 use crate::limited_body::LimitedBody;
+use crate::prepared::Handler;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use std::sync::Arc;
@@ -44,6 +45,17 @@ where
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
+    let pre = match &prepared.handler {
+        Handler::P2(pre) => pre.clone(),
+        Handler::P3(p3) => {
+            let p3 = p3.clone();
+            let answer = p3.handle(prepared, request).await;
+            if too_large.load(Ordering::Relaxed) {
+                return Err(Error::PayloadTooLarge(max_body));
+            }
+            return answer;
+        }
+    };
     let mut reusable = prepared
         .idle_handlers
         .take_or(|| Host::store(&prepared.engine, &prepared.store))?;
@@ -56,12 +68,7 @@ where
         tokio::time::timeout(timeout, async move {
             let proxy = match reusable.instance.take() {
                 Some(proxy) => proxy,
-                None => {
-                    prepared
-                        .handler
-                        .instantiate_async(&mut reusable.store)
-                        .await?
-                }
+                None => pre.instantiate_async(&mut reusable.store).await?,
             };
             proxy
                 .wasi_http_incoming_handler()

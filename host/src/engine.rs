@@ -7,17 +7,16 @@
 //! compatibility hash and the component's content hash, so a warm start does
 //! not compile.
 
-use crate::bindings::AppPre;
 use crate::instance::Host;
+use crate::kind::AppKind;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime::{Result, bail};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// How often the epoch advances: the granularity at which a running guest
 /// yields to the runtime (and so how late a timeout can fire).
@@ -37,6 +36,9 @@ pub(crate) struct EngineSettings {
     pub(crate) max_instances: u32,
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: u64,
+    /// The component model's concurrency support, which WASIp3 needs and
+    /// which makes every p2 instance slower: on only for p3 apps.
+    pub(crate) concurrency: bool,
 }
 
 /// The engine, with its epoch ticker running for as long as it lives.
@@ -58,6 +60,7 @@ pub(crate) fn engine(settings: &EngineSettings) -> Result<Engine> {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
+        .concurrency_support(settings.concurrency)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).context("failed to create the wasmtime engine")?;
     start_epoch_ticker(engine.weak());
@@ -78,12 +81,18 @@ fn start_epoch_ticker(engine: EngineWeak) {
         .expect("failed to start the epoch ticker thread");
 }
 
-/// A linker with all of WASIp2 and `wasi:http`.
-pub(crate) fn linker(engine: &Engine) -> Result<Linker<Host>> {
+/// A linker with all of WASIp2 and `wasi:http@0.2`, and for a p3 app also
+/// all of WASIp3 and `wasi:http@0.3` (Rust std still imports p2 there).
+pub(crate) fn linker(engine: &Engine, kind: AppKind) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("failed to link WASI")?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .context("failed to link wasi:http")?;
+    if kind.needs_concurrency() {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).context("failed to link WASIp3")?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)
+            .context("failed to link wasi:http@0.3")?;
+    }
     Ok(linker)
 }
 
@@ -102,7 +111,7 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>> {
             return Err(error).with_context(|| format!("failed to read `{}`", path.display()));
         }
     };
-    if !is_component(&bytes) {
+    if !wasmparser::Parser::is_component(&bytes) {
         bail!(
             "`{}` is not a WebAssembly component: build it for the `wasm32-wasip2` target (see `just build-guest`)",
             path.display()
@@ -148,11 +157,6 @@ fn release_freed_memory() {
     }
 }
 
-/// The header of a component (not a core module): magic, version 0xd, layer 1.
-fn is_component(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00])
-}
-
 /// `DIR/<engine hash>-<content sha256>.cwasm`.
 fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -196,50 +200,15 @@ fn store_cached(component: &Component, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Pre-instantiate a page app, checking that it is one.
-pub(crate) fn pre_instantiate_app(
-    linker: &Linker<Host>,
-    component: &Component,
-    path: &Path,
-) -> Result<AppPre<Host>> {
-    let imports_renderer = component
-        .component_type()
-        .imports(linker.engine())
-        .any(|(name, _)| name.starts_with("switchyard:server/renderer@"));
-    if imports_renderer {
-        bail!(
-            "`{}` is a router, not an app: serve an app and plug the router in with `--router {}`",
-            path.display(),
-            path.display()
-        );
-    }
-    let instance_pre = linker.instantiate_pre(component).with_context(|| {
-        format!(
-            "failed to link `{}`: it imports something Switchyard does not provide",
-            path.display()
-        )
-    })?;
-    AppPre::new(instance_pre).with_context(|| {
-        format!(
-            "`{}` is not a Switchyard app: it must export `wasi:http/incoming-handler@0.2.12` and \
-             `switchyard:server/renderer@0.1.0` (target the `switchyard:server/app` world)",
-            path.display()
-        )
-    })
-}
-
-/// Pre-instantiate the handler side: a plain app, or a composition of
-/// routers and the app. Either way a `wasi:http/proxy` component.
-pub(crate) fn pre_instantiate_proxy(
+/// Link `component` (named `what` in messages) with the host's imports.
+pub(crate) fn link(
     linker: &Linker<Host>,
     component: &Component,
     what: &str,
-) -> Result<ProxyPre<Host>> {
-    let instance_pre = linker.instantiate_pre(component).with_context(|| {
+) -> Result<InstancePre<Host>> {
+    linker.instantiate_pre(component).with_context(|| {
         format!("failed to link {what}: it imports something Switchyard does not provide")
-    })?;
-    ProxyPre::new(instance_pre)
-        .with_context(|| format!("{what} does not export `wasi:http/incoming-handler@0.2.12`"))
+    })
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/switchyard` or
@@ -249,16 +218,4 @@ pub(crate) fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("switchyard"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn core_modules_are_not_components() {
-        assert!(is_component(b"\0asm\x0d\0\x01\0rest"));
-        assert!(!is_component(b"\0asm\x01\0\0\0"));
-        assert!(!is_component(b"hello"));
-    }
 }

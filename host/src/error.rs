@@ -16,6 +16,11 @@ pub enum Error {
     /// The guest ran past `limits.request_timeout`.
     #[error("the guest ran past the request timeout of {0:?}")]
     Timeout(Duration),
+    /// A page was asked for by name, but the app has no renderer.
+    #[error(
+        "the app is a {0}: rendering a page by name needs its `switchyard:server/renderer@0.1.0` export"
+    )]
+    NoRenderer(crate::AppKind),
     /// `prepare()` has not completed.
     #[error("the app is not prepared: await `App::prepare` before serving")]
     NotPrepared,
@@ -31,7 +36,7 @@ impl Error {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Guest(_) | Error::NotPrepared => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Guest(_) | Error::NotPrepared | Error::NoRenderer(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -8,6 +8,8 @@ use crate::compose;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use crate::engine::{self, EngineSettings};
 use crate::instance::{Host, StoreSettings};
+use crate::kind::{self, AppKind, RENDERER_EXPORT};
+use crate::p3::{P3Handler, P3Settings};
 use crate::reuse::{self, Reuse};
 use crate::routes::RouteTable;
 use crate::static_files::PublicDir;
@@ -15,10 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Engine;
-use wasmtime::Result;
 use wasmtime::error::Context;
+use wasmtime::{Result, bail};
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// Where things are, once the options and the config file are combined.
 #[derive(Debug, Clone)]
@@ -89,14 +92,24 @@ impl Resolved {
     }
 }
 
+/// The app's default handler, by the version of wasi:http it exports.
+pub(crate) enum Handler {
+    /// `wasi:http/incoming-handler@0.2.x`: the app's, or that of the routers
+    /// composed in front of it.
+    P2(ProxyPre<Host>),
+    /// `wasi:http/handler@0.3.x`.
+    P3(P3Handler),
+}
+
 /// The prepared app: everything a request needs, shared by all of them.
 pub(crate) struct Prepared {
     pub(crate) engine: Engine,
-    /// The app, for `render` calls.
-    pub(crate) pre: AppPre<Host>,
-    /// The default handler: the app's, or that of the routers composed in
-    /// front of it.
-    pub(crate) handler: ProxyPre<Host>,
+    /// What kind of app it is.
+    pub(crate) kind: AppKind,
+    /// The app's renderer, for `render` calls (Switchyard apps only).
+    pub(crate) renderer: Option<AppPre<Host>>,
+    /// The default handler.
+    pub(crate) handler: Handler,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
     /// Static files, if `public_dir` is set.
@@ -120,6 +133,16 @@ impl Prepared {
         let config = &resolved.config;
         let routes = RouteTable::from_config(config, &resolved.config_path())?;
         let limits = &config.limits;
+        let app_bytes = engine::read_component(&resolved.app)?;
+        let kind = kind::detect(&app_bytes, &resolved.app)?;
+        if kind == AppKind::P3Handler && !resolved.routers.is_empty() {
+            bail!(
+                "{} cannot go in front of `{}`: it is a WASIp3 component (wasi:http/handler@0.3), \
+                 and routers import a wasi:http@0.2 incoming handler",
+                list(&resolved.routers),
+                resolved.app.display()
+            );
+        }
         let engine = engine::engine(&EngineSettings {
             // Room for the requests in flight, the idle instances kept for
             // reuse, and startup's own instance.
@@ -127,15 +150,39 @@ impl Prepared {
                 .max_concurrent_requests
                 .saturating_add(2 * reuse::MAX_IDLE + 1),
             max_memory: limits.max_memory,
+            concurrency: kind.needs_concurrency(),
         })?;
-        let linker = engine::linker(&engine)?;
+        let linker = engine::linker(&engine, kind)?;
         let cache = resolved.cache_dir.as_deref();
-        let app_bytes = engine::read_component(&resolved.app)?;
         let app_name = format!("`{}`", resolved.app.display());
         let component = engine::compile(&engine, &app_bytes, &app_name, cache)?;
-        let pre = engine::pre_instantiate_app(&linker, &component, &resolved.app)?;
-        let handler = if resolved.routers.is_empty() {
-            ProxyPre::new(pre.instance_pre().clone())?
+        let instance_pre = engine::link(&linker, &component, &app_name)?;
+        let renderer = match kind {
+            AppKind::Switchyard => Some(AppPre::new(instance_pre.clone()).with_context(|| {
+                format!("{app_name} does not export the renderer Switchyard knows ({RENDERER_EXPORT})")
+            })?),
+            AppKind::Proxy | AppKind::P3Handler => None,
+        };
+        let store = store_settings(&resolved)?;
+        let handler = if kind == AppKind::P3Handler {
+            let pre = ServicePre::new(instance_pre).with_context(|| {
+                format!("{app_name} does not export the `wasi:http/handler@0.3.0` Switchyard serves")
+            })?;
+            let performance = &config.performance;
+            Handler::P3(P3Handler::new(
+                pre,
+                P3Settings {
+                    engine: engine.clone(),
+                    store: store.clone(),
+                    timeout: limits.request_timeout,
+                    max_uses: performance.instance_reuse as usize,
+                    max_concurrent: performance.instance_concurrency as usize,
+                },
+            ))
+        } else if resolved.routers.is_empty() {
+            Handler::P2(ProxyPre::new(instance_pre).with_context(|| {
+                format!("{app_name} does not export `wasi:http/incoming-handler@0.2.x`")
+            })?)
         } else {
             let composed = compose_routers(&resolved, &app_bytes)?;
             let what = format!(
@@ -143,9 +190,11 @@ impl Prepared {
                 list(&resolved.routers)
             );
             let component = engine::compile(&engine, &composed, &what, cache)?;
-            engine::pre_instantiate_proxy(&linker, &component, &what)?
+            let instance_pre = engine::link(&linker, &component, &what)?;
+            Handler::P2(ProxyPre::new(instance_pre).with_context(|| {
+                format!("{what} does not export `wasi:http/incoming-handler@0.2.x`")
+            })?)
         };
-        let store = store_settings(&resolved)?;
         let public = match &config.public_dir {
             Some(dir) => Some(PublicDir::new(&config.resolve(dir)).map_err(|error| {
                 ConfigError::invalid(
@@ -158,7 +207,8 @@ impl Prepared {
         };
         let mut prepared = Self {
             engine,
-            pre,
+            kind,
+            renderer,
             handler,
             store,
             routes,
@@ -180,11 +230,15 @@ impl Prepared {
         &self.resolved.routers
     }
 
+    /// The renderer's pages; none for an app without one.
     async fn list_pages(&self) -> Result<Vec<String>> {
+        let Some(renderer) = &self.renderer else {
+            return Ok(Vec::new());
+        };
         let app = &self.resolved.app;
         let mut store = Host::store(&self.engine, &self.store)?;
         let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = renderer.instantiate_async(&mut store).await?;
             instance
                 .switchyard_server_renderer()
                 .call_pages(&mut store)
@@ -202,10 +256,25 @@ impl Prepared {
             .with_context(|| format!("`{}` failed to list its pages", app.display()))
     }
 
-    /// Every `[[routes]]` page must be one of the app's pages.
+    /// Every `[[routes]]` page must be one of the app's pages, and the
+    /// app must have a renderer to render it.
     fn check_route_pages(&self) -> Result<(), ConfigError> {
         let config = &self.resolved.config;
         for (i, route) in config.routes.iter().enumerate() {
+            if self.renderer.is_none() {
+                return Err(ConfigError::invalid(
+                    &self.resolved.config_path(),
+                    &format!("routes[{i}].page"),
+                    format!(
+                        "route `{}` renders page `{}`, but the app `{}` is a {} with no \
+                         `{RENDERER_EXPORT}` export: only Switchyard apps render pages by name",
+                        route.path,
+                        route.page,
+                        self.resolved.app.display(),
+                        self.kind
+                    ),
+                ));
+            }
             if !self.pages.contains(&route.page) {
                 return Err(ConfigError::invalid(
                     &self.resolved.config_path(),

@@ -64,13 +64,17 @@ async fn call(
     query: &[(&str, &str)],
     info: RequestInfo<'_>,
 ) -> Result<Result<Page, RenderError>, Error> {
+    let renderer = prepared
+        .renderer
+        .as_ref()
+        .ok_or(Error::NoRenderer(prepared.kind))?;
     let run = async {
         let mut reusable = prepared
             .idle_renderers
             .take_or(|| Host::store(&prepared.engine, &prepared.store))?;
         let app = match reusable.instance.take() {
             Some(app) => app,
-            None => prepared.pre.instantiate_async(&mut reusable.store).await?,
+            None => renderer.instantiate_async(&mut reusable.store).await?,
         };
         let rendered = app
             .switchyard_server_renderer()

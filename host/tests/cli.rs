@@ -356,6 +356,8 @@ fn check_and_routes_report_without_serving() {
     );
     assert!(status.success());
     let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+    assert!(lines[0].starts_with("# Switchyard app: "), "{stdout}");
+    let lines = &lines[1..];
     assert_eq!(lines[0], "/old          redirect 307 -> /");
     assert_eq!(lines[1], "/blog/{slug}  page /posts/[id]");
     assert!(lines.contains(&"/posts/[id]   app page"), "{stdout}");

@@ -3,14 +3,12 @@
 
 use std::path::Path;
 use std::time::Duration;
-use switchyard_tests::process::{run, run_failing};
+use switchyard_tests::process::{run, run_failing, wasmtime_serve};
 use switchyard_tests::{
     APP_COMPONENT, FIXTURES_COMPONENT, ROUTER_COMPONENT, Server, config_dir, get, request,
 };
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
-/// The host's wasmtime version: `wasmtime serve` must be the same.
-const WASMTIME_VERSION: &str = "48.0.8";
 
 fn serve_in(dir: &Path, args: &[&str]) -> Server {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
@@ -174,30 +172,8 @@ fn wrong_components_are_refused_at_startup_with_the_world_to_target() {
     );
 }
 
-/// The stock `wasmtime` CLI. Never skipped: a missing or mismatched CLI
-/// fails the test with the command that installs it.
-fn wasmtime() -> String {
-    let wasmtime = std::env::var("WASMTIME").unwrap_or_else(|_| "wasmtime".to_string());
-    let version = std::process::Command::new(&wasmtime)
-        .arg("--version")
-        .output();
-    let install = format!(
-        "install it: `cargo install --locked wasmtime-cli@{WASMTIME_VERSION}` (or `just install-wasmtime`)"
-    );
-    let version = match version {
-        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
-        Err(error) => panic!("the `wasmtime` CLI is needed for this test ({error}); {install}"),
-    };
-    assert!(
-        version.split_whitespace().nth(1) == Some(WASMTIME_VERSION),
-        "`wasmtime --version` is {version:?}, not {WASMTIME_VERSION}; {install}"
-    );
-    wasmtime
-}
-
 #[test]
 fn the_composition_runs_under_the_stock_wasmtime_serve() {
-    let wasmtime = wasmtime();
     let dir = tempfile::tempdir().unwrap();
     let (status, stdout, stderr) = run(
         SWITCHYARD,
@@ -215,19 +191,7 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("wrote `composed.wasm`"), "{stdout}");
 
-    // `wasmtime serve -Scli ARGS composed.wasm` on a free port.
-    let serve = |args: &[&str]| {
-        let mut all = vec!["serve", "-Scli", "--addr", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        all.push("composed.wasm");
-        Server::start_announcing(
-            &wasmtime,
-            &all,
-            Some(dir.path()),
-            &[],
-            "Serving HTTP on http://",
-        )
-    };
+    let serve = |args: &[&str]| wasmtime_serve("composed.wasm", args, dir.path());
     let server = serve(&[]);
     assert_routes_like_server_js(server.address);
 
@@ -239,4 +203,46 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
             .contains("Hello, x!")
     );
     assert_eq!(get(server.address, "/posts/1").status, 404);
+}
+
+#[test]
+fn the_composition_serves_under_switchyard_like_the_plugged_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run(
+        SWITCHYARD,
+        &[
+            "compose",
+            "--router",
+            ROUTER_COMPONENT,
+            APP_COMPONENT,
+            "-o",
+            "composed.wasm",
+        ],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{stderr}");
+    let (status, stdout, stderr) = run(
+        SWITCHYARD,
+        &["check", "composed.wasm"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("is a wasi:http proxy (p2);"),
+        "a composition exports the handler only: {stdout}"
+    );
+    let composed = serve_in(dir.path(), &["composed.wasm"]);
+    assert_routes_like_server_js(composed.address);
+    let plugged = serve_in(dir.path(), &[APP_COMPONENT, "--router", ROUTER_COMPONENT]);
+    for path in ["/", "/a?name=x", "/b", "/posts/1", "/nope", "/a/"] {
+        let a = get(composed.address, path);
+        let b = get(plugged.address, path);
+        assert_eq!(
+            (a.status, a.header("location"), a.text()),
+            (b.status, b.header("location"), b.text()),
+            "{path}"
+        );
+    }
 }

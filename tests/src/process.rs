@@ -138,6 +138,43 @@ impl Drop for Server {
     }
 }
 
+/// The host's wasmtime version: `wasmtime serve` must be the same.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// The stock `wasmtime` CLI (`$WASMTIME`, else `wasmtime` on the path).
+/// Never skipped: a missing or mismatched CLI fails the test with the
+/// command that installs it.
+pub fn wasmtime_cli() -> String {
+    let wasmtime = std::env::var("WASMTIME").unwrap_or_else(|_| "wasmtime".to_string());
+    let version = Command::new(&wasmtime).arg("--version").output();
+    let install = format!(
+        "install it: `cargo install --locked wasmtime-cli@{WASMTIME_VERSION}` (or `just install-wasmtime`)"
+    );
+    let version = match version {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(error) => panic!("the `wasmtime` CLI is needed for this test ({error}); {install}"),
+    };
+    assert!(
+        version.split_whitespace().nth(1) == Some(WASMTIME_VERSION),
+        "`wasmtime --version` is {version:?}, not {WASMTIME_VERSION}; {install}"
+    );
+    wasmtime
+}
+
+/// `wasmtime serve -Scli ARGS COMPONENT` in `dir`, on a free port of 127.0.0.1.
+pub fn wasmtime_serve(component: &str, args: &[&str], dir: &Path) -> Server {
+    let mut all = vec!["serve", "-Scli", "--addr", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    all.push(component);
+    Server::start_announcing(
+        wasmtime_cli(),
+        &all,
+        Some(dir),
+        &[],
+        "Serving HTTP on http://",
+    )
+}
+
 /// Run `program args` in `dir` (for a minute at most), which must fail:
 /// exit code 1, before it printed a ready line. Returns its stderr.
 pub fn run_failing(program: impl AsRef<Path>, args: &[&str], dir: &Path) -> String {

@@ -4,6 +4,7 @@
 use super::AppArgs;
 use clap::Args;
 use wasmtime::Result;
+use wasmtime::error::Context;
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckCommand {
@@ -17,11 +18,17 @@ impl CheckCommand {
         super::runtime()?.block_on(app.prepare())?;
         let component = app.component().unwrap_or_default();
         let routes = app.routes().len();
+        let kind = app.kind().context("the app was not prepared")?;
+        let pages = if kind.has_renderer() {
+            format!(" with {} pages", app.pages().len())
+        } else {
+            String::new()
+        };
         println!(
-            "ok: `{}` is a Switchyard app with {} pages; {routes} routes and redirects",
+            "ok: `{}` is a {kind}{pages}; {routes} routes and redirects",
             component.display(),
-            app.pages().len(),
         );
+        println!("kind: {}", kind.describe());
         Ok(())
     }
 }

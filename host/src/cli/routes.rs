@@ -6,6 +6,7 @@ use super::AppArgs;
 use clap::Args;
 use std::io::Write;
 use wasmtime::Result;
+use wasmtime::error::Context;
 
 #[derive(Debug, Args)]
 pub(crate) struct RoutesCommand {
@@ -18,7 +19,8 @@ impl RoutesCommand {
         let app = self.app.builder().build();
         super::runtime()?.block_on(app.prepare())?;
         let config = app.config().unwrap_or_default();
-        let mut table = String::new();
+        let kind = app.kind().context("the app was not prepared")?;
+        let mut table = format!("# {}: {}\n", kind, kind.describe());
         for router in app.routers() {
             table.push_str(&format!("router {}\n", router.display()));
         }

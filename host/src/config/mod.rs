@@ -171,6 +171,13 @@ impl Config {
                 "must be at least 1 (1: a fresh instance per request)",
             ));
         }
+        if self.performance.instance_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                path,
+                "performance.instance_concurrency",
+                "must be at least 1 (1: one request at a time per instance)",
+            ));
+        }
         if limits.max_header_size < 8 << 10 {
             return Err(ConfigError::invalid(
                 path,

@@ -134,19 +134,25 @@ pub struct Performance {
     /// fresh instance for every request). Only for apps that keep no state
     /// between requests: whatever one request leaves in memory, the next
     /// one sees.
-    #[serde(default = "default_instance_reuse")]
+    #[serde(default = "one")]
     pub instance_reuse: u32,
+    /// WASIp3 apps only: how many requests one instance may serve at once
+    /// (default 1), like `wasmtime serve --max-instance-concurrent-reuse-count`.
+    /// Needs `instance_reuse` above 1 to matter; the same caveat holds.
+    #[serde(default = "one")]
+    pub instance_concurrency: u32,
 }
 
 impl Default for Performance {
     fn default() -> Self {
         Self {
-            instance_reuse: default_instance_reuse(),
+            instance_reuse: one(),
+            instance_concurrency: one(),
         }
     }
 }
 
-fn default_instance_reuse() -> u32 {
+fn one() -> u32 {
     1
 }
 

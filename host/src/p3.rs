@@ -1,0 +1,273 @@
+//! The WASIp3 handler path: apps exporting `wasi:http/handler@0.3.x`, served
+//! through wasmtime-wasi-http's [`ProxyHandler`] (as `wasmtime serve` does).
+//!
+//! A p3 instance runs its own event loop (`Store::run_concurrent`) for as
+//! long as it has work: the response body streams from it after `handle`
+//! returned. So the instance is a worker that may take more requests, one
+//! after the other (`[performance] instance_reuse`) and at once
+//! (`[performance] instance_concurrency`); by default each request gets a
+//! fresh one, like the p2 path.
+//!
+//! Deadlines: a request that has no response head by `request_timeout`
+//! answers 504; a worker still busy `request_timeout` after its latest
+//! request started is dropped. A worker that fails (trap, deadline) after
+//! a response head was sent fails the bodies it was still writing, so the
+//! client sees an aborted transfer rather than a clean, truncated one.
+
+use crate::admission::Admitted;
+use crate::body::{Body, BodyError};
+use crate::error::Error;
+use crate::instance::{Host, StoreSettings};
+use bytes::Bytes;
+use http::Request;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{
+    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration,
+    WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+/// How long an idle instance kept for reuse waits for another request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a p3 app is served with; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct P3Handler {
+    handler: ProxyHandler<Instances>,
+}
+
+/// How the p3 path makes and retires instances.
+pub(crate) struct P3Settings {
+    pub(crate) engine: Engine,
+    pub(crate) store: StoreSettings,
+    /// `limits.request_timeout`.
+    pub(crate) timeout: Duration,
+    /// Requests one instance may serve in all (`[performance] instance_reuse`).
+    pub(crate) max_uses: usize,
+    /// Requests one instance may serve at once (`[performance] instance_concurrency`).
+    pub(crate) max_concurrent: usize,
+}
+
+impl P3Handler {
+    pub(crate) fn new(pre: ServicePre<Host>, settings: P3Settings) -> Self {
+        Self {
+            handler: ProxyHandler::new(Instances { pre, settings }),
+        }
+    }
+
+    /// Answer `request`, which `admitted` counts in flight until its
+    /// response body ends.
+    pub(crate) async fn handle<B>(
+        &self,
+        admitted: Admitted,
+        request: Request<B>,
+    ) -> Result<http::Response<Body>, Error>
+    where
+        B: http_body::Body<Data = Bytes, Error = BodyError> + Send + 'static,
+    {
+        let request = with_absolute_uri(request).map(BodyExt::boxed_unsync);
+        let (failed, failure) = oneshot::channel();
+        match self.handler.handle(failed, request).await {
+            Ok(response) => Ok(response.map(|body| {
+                FailureAware {
+                    inner: body,
+                    failure,
+                    _admitted: admitted,
+                }
+                .boxed_unsync()
+            })),
+            Err(error) if error.is::<ExpirationError>() => {
+                Err(Error::Timeout(self.handler.state().settings.timeout))
+            }
+            Err(error) => Err(Error::Guest(error)),
+        }
+    }
+}
+
+/// A p3 guest sees the request's scheme and authority as the p2 path gives
+/// them (`http`, from `Host`); hyper leaves an origin-form URI without
+/// either, and wasi:http@0.3 hides the `Host` header from the guest.
+fn with_absolute_uri<B>(mut request: Request<B>) -> Request<B> {
+    if request.uri().authority().is_some() {
+        return request;
+    }
+    let Some(authority) = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok()?.parse::<http::uri::Authority>().ok())
+    else {
+        return request;
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// Makes instances for the [`ProxyHandler`].
+struct Instances {
+    pre: ServicePre<Host>,
+    settings: P3Settings,
+}
+
+impl HandlerState for Instances {
+    type StoreData = Host;
+    type WorkerExpiration = Expiry;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
+        let settings = &self.settings;
+        let mut store = Host::store(&settings.engine, &settings.store)?;
+        let instantiate = self.pre.instantiate_async(&mut store);
+        let service = tokio::time::timeout(settings.timeout, instantiate)
+            .await
+            .map_err(|_| ExpirationError)??;
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: <Host as WasiHttpView>::http,
+            expiration: Expiry {
+                timeout: settings.timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                timeout: settings.timeout,
+                max_uses: settings.max_uses,
+                max_concurrent: settings.max_concurrent,
+                failures: Mutex::new(Vec::new()),
+            },
+        })
+    }
+}
+
+/// When an instance is retired: idle past [`IDLE_TIMEOUT`], or busy past
+/// the request timeout since its latest request started.
+struct Expiry {
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiry {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        let limit = match status {
+            WorkerStatus::Idle => IDLE_TIMEOUT,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => this.timeout,
+        };
+        let Some(deadline) = start.checked_add(limit) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if this.sleep.deadline() != deadline {
+            this.sleep.as_mut().reset(deadline);
+        }
+        this.sleep.as_mut().poll(cx)
+    }
+}
+
+/// One instance's share of requests, and the bodies to fail if it fails.
+struct Worker {
+    timeout: Duration,
+    max_uses: usize,
+    max_concurrent: usize,
+    failures: Mutex<Vec<oneshot::Sender<String>>>,
+}
+
+impl WorkerState for Worker {
+    type StoreData = Host;
+    /// Told why, if the instance fails while the request's body streams.
+    type RequestData = oneshot::Sender<String>;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_uses {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, Host>,
+        failed: oneshot::Sender<String>,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.retain(|failed| !failed.is_closed());
+        failures.push(failed);
+        // The response head is due by the request timeout.
+        Box::pin(tokio::time::sleep(self.timeout))
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            let failures = std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
+            let reason = format!("{error:#}");
+            for failed in failures {
+                let _ = failed.send(reason.clone());
+            }
+        }
+        // Only now do the bodies it was writing see their end.
+        drop(store);
+    }
+}
+
+/// A p3 response body that ends in an error, not cleanly, when its
+/// instance failed before the body was complete; it holds the request's
+/// admission until it is dropped.
+struct FailureAware {
+    inner: Body,
+    failure: oneshot::Receiver<String>,
+    _admitted: Admitted,
+}
+
+impl http_body::Body for FailureAware {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            None => Poll::Ready(this.failure.try_recv().ok().map(|reason| {
+                Err(BodyError::InternalError(Some(format!(
+                    "the app failed mid-response: {reason}"
+                ))))
+            })),
+            frame => Poll::Ready(frame),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Always poll to the end, so a failure is seen.
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
