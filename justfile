@@ -69,5 +69,5 @@ lint:
     cargo fmt --all -- --check
     cargo fmt --all --manifest-path guest/Cargo.toml -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p switchyard-guest -p app -p fixtures -- -D warnings
+    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p switchyard-guest -p app -p fixtures -p p2-proxy -p wstd-proxy -p p3-handler -- -D warnings
     CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p router -- -D warnings

@@ -21,12 +21,15 @@
 //!
 //! Run it from a directory with `build/app.wasm` (or a `switchyard.toml`):
 //! `cargo run --example custom_server`. `PORT`, `HOSTNAME` and `NODE_ENV`
-//! work as they do for `server.js`.
+//! work as they do for `server.js`. `switchyard::server::serve` gives it
+//! what `switchyard serve` has: header timeout and size limit, connection
+//! cap, per-core workers, graceful drain on SIGINT/SIGTERM.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::service::service_fn;
 use std::convert::Infallible;
+use switchyard::server::{bind, serve, shutdown_signal};
 use switchyard::{App, Body, body::full};
 
 #[tokio::main]
@@ -44,40 +47,35 @@ async fn main() -> anyhow::Result<()> {
     let handle = app.request_handler();
 
     app.prepare().await?;
-    let listener = switchyard::server::bind(&hostname, port).await?;
+    let settings = app.server_settings().unwrap_or_default();
+    let listener = bind(&hostname, port).await?;
     println!(
         "> Ready on http://{hostname}:{}",
         listener.local_addr()?.port()
     );
-    loop {
-        let (stream, _) = listener.accept().await?;
+    let server = service_fn(move |req: Request<Incoming>| {
         let (app, handle) = (app.clone(), handle.clone());
-        let server = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (app, handle) = (app.clone(), handle.clone());
-            async move {
-                let url = req.uri().to_string();
-                let result = async {
-                    let pathname = req.uri().path().to_string();
-                    let query = switchyard::parse_query(req.uri().query().unwrap_or(""));
-                    if pathname == "/a" {
-                        app.render(&req, "/a", query).await
-                    } else if pathname == "/b" {
-                        app.render(&req, "/b", query).await
-                    } else {
-                        Ok(handle.handle(req).await)
-                    }
-                };
-                Ok::<_, Infallible>(result.await.unwrap_or_else(|err| {
-                    eprintln!("Error occurred handling {url} {err}");
-                    internal_server_error()
-                }))
-            }
-        });
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(stream), server).await;
-        });
-    }
+        async move {
+            let url = req.uri().to_string();
+            let result = async {
+                let pathname = req.uri().path().to_string();
+                let query = switchyard::parse_query(req.uri().query().unwrap_or(""));
+                if pathname == "/a" {
+                    app.render(&req, "/a", query).await
+                } else if pathname == "/b" {
+                    app.render(&req, "/b", query).await
+                } else {
+                    Ok(handle.handle(req).await)
+                }
+            };
+            Ok::<_, Infallible>(result.await.unwrap_or_else(|err| {
+                eprintln!("Error occurred handling {url} {err}");
+                internal_server_error()
+            }))
+        }
+    });
+    serve(listener, server, settings, shutdown_signal()).await?;
+    Ok(())
 }
 
 fn internal_server_error() -> Response<Body> {

@@ -78,9 +78,14 @@ fn main() {
     std::fs::write(out.join("components.rs"), generated).unwrap();
 }
 
+/// Where cargo leaves `package`'s component: a library's name has `_` for
+/// `-`, a binary's (a `wstd` server is one) keeps the package name.
 fn wasm_path(target_dir: &Path, package: &str) -> PathBuf {
-    target_dir
-        .join("wasm32-wasip2")
-        .join("release")
-        .join(format!("{}.wasm", package.replace('-', "_")))
+    let release = target_dir.join("wasm32-wasip2").join("release");
+    let library = release.join(format!("{}.wasm", package.replace('-', "_")));
+    if library.exists() {
+        library
+    } else {
+        release.join(format!("{package}.wasm"))
+    }
 }

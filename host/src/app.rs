@@ -2,14 +2,17 @@
 //! with its [`request_handler`](App::request_handler) or render pages by
 //! name with [`render`](App::render).
 
-use crate::admission::Admitted;
 use crate::body::Body;
 use crate::config::Config;
-use crate::error::Error;
-use crate::handler::RequestHandler;
-use crate::prepared::{Prepared, Resolved};
-use crate::routes::Pairs;
-use arc_swap::ArcSwapOption;
+use crate::http::admission::Admitted;
+use crate::http::error::Error;
+use crate::http::handler::RequestHandler;
+use crate::http::render::{self, RequestParts};
+use crate::http::server::ServerSettings;
+use crate::prepared::{Options, Shared};
+use crate::routing::Pairs;
+use crate::wasm::component;
+use crate::wasm::kind::AppKind;
 use http::{Request, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,23 +23,7 @@ use wasmtime::Result;
 /// Cheap to clone; clones share the prepared app.
 #[derive(Clone)]
 pub struct App {
-    pub(crate) options: Arc<Options>,
-    pub(crate) prepared: Arc<ArcSwapOption<Prepared>>,
-}
-
-/// The options given to the builder.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Options {
-    pub(crate) dev: bool,
-    pub(crate) dir: PathBuf,
-    pub(crate) hostname: Option<String>,
-    pub(crate) port: Option<u16>,
-    pub(crate) conf: Option<Config>,
-    pub(crate) config_file: Option<PathBuf>,
-    pub(crate) quiet: bool,
-    pub(crate) component: Option<PathBuf>,
-    pub(crate) routers: Vec<PathBuf>,
-    pub(crate) cache_dir: Option<PathBuf>,
+    shared: Arc<Shared>,
 }
 
 /// Builds an [`App`]; every option has Next.js's default.
@@ -51,7 +38,7 @@ impl App {
         AppBuilder {
             options: Options {
                 dir: PathBuf::from("."),
-                cache_dir: crate::engine::default_cache_dir(),
+                cache_dir: component::default_cache_dir(),
                 ..Options::default()
             },
         }
@@ -63,24 +50,14 @@ impl App {
     /// In dev mode it also starts watching the component and the config, and
     /// swaps each new build in as it lands.
     pub async fn prepare(&self) -> Result<()> {
-        let resolved = Resolved::from_options(&self.options)?;
-        let prepared = Prepared::new(resolved.clone()).await?;
-        self.prepared.store(Some(Arc::new(prepared)));
-        if self.options.dev {
-            crate::reload::watch(
-                self.options.clone(),
-                &resolved,
-                Arc::downgrade(&self.prepared),
-            )?;
-        }
-        Ok(())
+        self.shared.prepare().await
     }
 
     /// `app.getRequestHandler()`: the handler for every request, applying the
     /// config's redirects and routes, then the app's default handler. May be
     /// taken before `prepare` completes; requests get 500 until it has.
     pub fn request_handler(&self) -> RequestHandler {
-        RequestHandler::new(self.clone())
+        RequestHandler::new(self.shared.clone())
     }
 
     /// `app.render(req, res, page, query)`: render the page named `page` (a
@@ -99,90 +76,85 @@ impl App {
         page: &str,
         query: Pairs,
     ) -> Result<Response<Body>, Error> {
-        let prepared = self.prepared.load_full().ok_or(Error::NotPrepared)?;
+        let prepared = self.shared.current().ok_or(Error::NotPrepared)?;
         let prepared = Admitted::new(prepared)?;
-        let parts = crate::render::RequestParts::new(req);
-        crate::render::render(&prepared, &parts, page, &query).await
+        render::render(&prepared, &RequestParts::new(req), page, &query).await
     }
 
     /// Dev mode: error responses show the error.
     pub fn is_dev(&self) -> bool {
-        self.options.dev
+        self.shared.options.dev
     }
 
     /// Quiet: request errors are not logged.
     pub fn is_quiet(&self) -> bool {
-        self.options.quiet
+        self.shared.options.quiet
     }
 
     /// The host name to listen on: the option, else the config's `[server]`.
     /// `None` before `prepare`.
     pub fn hostname(&self) -> Option<String> {
-        let prepared = self.prepared.load();
-        let config = &prepared.as_ref()?.resolved.config;
-        Some(
-            self.options
+        let options = &self.shared.options;
+        self.shared.with_current(|prepared| {
+            options
                 .hostname
                 .clone()
-                .unwrap_or_else(|| config.server.hostname.clone()),
-        )
+                .unwrap_or_else(|| prepared.resolved.config.server.hostname.clone())
+        })
     }
 
     /// The port to listen on: the option, else the config's `[server]`.
     /// `None` before `prepare`.
     pub fn port(&self) -> Option<u16> {
-        let prepared = self.prepared.load();
-        let config = &prepared.as_ref()?.resolved.config;
-        Some(self.options.port.unwrap_or(config.server.port))
+        let options = &self.shared.options;
+        self.shared
+            .with_current(|prepared| options.port.unwrap_or(prepared.resolved.config.server.port))
+    }
+
+    /// How to serve it with [`server::serve`](crate::server::serve): the
+    /// config's `[server]` and `[limits]` (after `prepare`).
+    pub fn server_settings(&self) -> Option<ServerSettings> {
+        self.shared
+            .with_current(|prepared| ServerSettings::from_config(&prepared.resolved.config))
     }
 
     /// The app's page patterns, as its renderer lists them (after `prepare`).
     pub fn pages(&self) -> Vec<String> {
-        self.prepared
-            .load()
-            .as_ref()
-            .map(|p| p.pages.clone())
+        self.shared
+            .with_current(|prepared| prepared.pages.clone())
             .unwrap_or_default()
     }
 
     /// The effective route table as `(pattern, target)` lines (after `prepare`).
     pub fn routes(&self) -> Vec<(String, String)> {
-        let prepared = self.prepared.load();
-        prepared
-            .as_ref()
-            .map(|p| p.routes.listing().to_vec())
+        self.shared
+            .with_current(|prepared| prepared.routes.listing().to_vec())
             .unwrap_or_default()
     }
 
     /// What kind of wasi:http component the app is (after `prepare`).
-    pub fn kind(&self) -> Option<crate::AppKind> {
-        self.prepared.load().as_ref().map(|p| p.kind)
+    pub fn kind(&self) -> Option<AppKind> {
+        self.shared.with_current(|prepared| prepared.kind)
     }
 
     /// The app component in use (after `prepare`).
     pub fn component(&self) -> Option<PathBuf> {
-        self.prepared
-            .load()
-            .as_ref()
-            .map(|p| p.resolved.app.clone())
+        self.shared
+            .with_current(|prepared| prepared.resolved.app.clone())
     }
 
     /// The router components in front of the app, outermost first (after
     /// `prepare`).
     pub fn routers(&self) -> Vec<PathBuf> {
-        self.prepared
-            .load()
-            .as_ref()
-            .map(|p| p.routers().to_vec())
+        self.shared
+            .with_current(|prepared| prepared.resolved.routers.clone())
             .unwrap_or_default()
     }
 
     /// The effective configuration (after `prepare`).
     pub fn config(&self) -> Option<Config> {
-        self.prepared
-            .load()
-            .as_ref()
-            .map(|p| p.resolved.config.clone())
+        self.shared
+            .with_current(|prepared| prepared.resolved.config.clone())
     }
 }
 
@@ -254,8 +226,7 @@ impl AppBuilder {
     /// The app, ready to `prepare`.
     pub fn build(self) -> App {
         App {
-            options: Arc::new(self.options),
-            prepared: Arc::new(ArcSwapOption::empty()),
+            shared: Shared::new(self.options),
         }
     }
 }

@@ -108,7 +108,8 @@ fn serve_answers_over_a_real_socket() {
         let listener = switchyard::server::bind("127.0.0.1", 0).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = switchyard::server::serve(listener, app.request_handler(), async {
+        let settings = app.server_settings().unwrap();
+        let server = switchyard::server::serve(listener, app.request_handler(), settings, async {
             let _ = stopped.await;
         });
         tokio::spawn(server);

@@ -6,11 +6,11 @@ use proptest::prelude::*;
 use std::path::Path;
 use switchyard::Config;
 use switchyard::parse_query;
-use switchyard::routes::{RouteTable, Routed};
+use switchyard::routing::{RouteTable, Routed};
 
 fn table(text: &str) -> RouteTable {
     let config = Config::parse(text, Path::new("switchyard.toml")).unwrap();
-    RouteTable::from_config(&config, Path::new("switchyard.toml")).unwrap()
+    RouteTable::new(&config.routes, &config.redirects).unwrap()
 }
 
 proptest! {

@@ -53,12 +53,18 @@ impl Response {
         Self::new(200, "text/plain; charset=utf-8", body.into())
     }
 
-    /// A redirect to `location` (308 when `permanent`, else 307).
+    /// A redirect to `location` (308 when `permanent`, else 307). A 308
+    /// also carries `Refresh`, as Next.js sends it (and the host's
+    /// `[[redirects]]` do).
     pub fn redirect(location: &str, permanent: bool) -> Self {
         let status = if permanent { 308 } else { 307 };
-        Self::new(status, "text/plain; charset=utf-8", location)
-            .with_header("location", location)
-            .with_header("refresh", &format!("0;url={location}"))
+        let response = Self::new(status, "text/plain; charset=utf-8", location)
+            .with_header("location", location);
+        if permanent {
+            response.with_header("refresh", &format!("0;url={location}"))
+        } else {
+            response
+        }
     }
 
     /// The same response with another status.

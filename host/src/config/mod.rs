@@ -17,7 +17,8 @@
 mod human;
 mod sections;
 
-pub use sections::{Grants, Limits, Performance, RedirectConfig, RouteConfig, ServerConfig};
+pub use crate::routing::{RedirectConfig, RouteConfig};
+pub use sections::{Grants, Limits, Performance, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -149,7 +150,6 @@ impl Config {
             invalid(key, e.inner())
         })?;
         config.base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        crate::routes::RouteTable::from_config(&config, path)?;
         config.check(path)?;
         Ok(config)
     }

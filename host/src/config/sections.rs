@@ -24,6 +24,9 @@ pub struct ServerConfig {
     /// How long in-flight requests get to finish on SIGINT/SIGTERM (`"30s"`).
     #[serde(default = "default_shutdown_timeout", with = "human_duration")]
     pub shutdown_timeout: Duration,
+    /// Connections open at once; more are refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +36,7 @@ impl Default for ServerConfig {
             port: default_port(),
             header_read_timeout: default_header_read_timeout(),
             shutdown_timeout: default_shutdown_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -45,38 +49,16 @@ fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
+fn default_max_connections() -> usize {
+    1024
+}
+
 fn default_hostname() -> String {
     "localhost".to_string()
 }
 
 fn default_port() -> u16 {
     3000
-}
-
-/// `[[routes]]`: render `page` for requests whose path matches `path`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// `/a` (exact), `/blog/{slug}` (a segment), `/docs/{*rest}` (the rest).
-    pub path: String,
-    /// The page to render, by its pattern in the app (`/a`, `/posts/[id]`).
-    pub page: String,
-    /// Extra query entries; `{param}` in a value is the path parameter.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
-}
-
-/// `[[redirects]]`: answer `source` with a redirect to `destination`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedirectConfig {
-    /// A path pattern, as for routes.
-    pub source: String,
-    /// Where to send the client; `{param}` is the path parameter.
-    pub destination: String,
-    /// 308 when true, 307 when false.
-    #[serde(default)]
-    pub permanent: bool,
 }
 
 /// `[limits]`: what one request may use.

@@ -14,17 +14,14 @@
 //! a response head was sent fails the bodies it was still writing, so the
 //! client sees an aborted transfer rather than a clean, truncated one.
 
-use crate::admission::Admitted;
-use crate::body::{Body, BodyError};
-use crate::error::Error;
-use crate::instance::{Host, StoreSettings};
+use super::store::{Host, StoreSettings};
+use crate::body::{Body, BodyError, GuestBody};
 use bytes::Bytes;
 use http::Request;
-use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use wasmtime::component::GuestTaskId;
@@ -64,33 +61,33 @@ impl P3Handler {
         }
     }
 
-    /// Answer `request`, which `admitted` counts in flight until its
-    /// response body ends.
+    /// Answer `request`. [`is_timeout`] tells an error that is the request
+    /// timeout (or the worker's deadline).
     pub(crate) async fn handle<B>(
         &self,
-        admitted: Admitted,
         request: Request<B>,
-    ) -> Result<http::Response<Body>, Error>
+    ) -> wasmtime::Result<http::Response<Body>>
     where
         B: http_body::Body<Data = Bytes, Error = BodyError> + Send + 'static,
     {
         let request = with_absolute_uri(request).map(BodyExt::boxed_unsync);
         let (failed, failure) = oneshot::channel();
-        match self.handler.handle(failed, request).await {
-            Ok(response) => Ok(response.map(|body| {
-                FailureAware {
-                    inner: body,
-                    failure,
-                    _admitted: admitted,
-                }
-                .boxed_unsync()
-            })),
-            Err(error) if error.is::<ExpirationError>() => {
-                Err(Error::Timeout(self.handler.state().settings.timeout))
+        let started = Instant::now();
+        let response = match self.handler.handle(failed, request).await {
+            Ok(response) => response,
+            // The worker's deadline came first: still the request's timeout.
+            Err(error) if started.elapsed() >= self.handler.state().settings.timeout => {
+                return Err(error.context(ExpirationError));
             }
-            Err(error) => Err(Error::Guest(error)),
-        }
+            Err(error) => return Err(error),
+        };
+        Ok(response.map(|body| GuestBody::new(body, ()).failed_by(failure).boxed_unsync()))
     }
+}
+
+/// Whether `error`, from [`P3Handler::handle`], is the request timeout.
+pub(crate) fn is_timeout(error: &wasmtime::Error) -> bool {
+    error.is::<ExpirationError>()
 }
 
 /// A p3 guest sees the request's scheme and authority as the p2 path gives
@@ -223,7 +220,8 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
         if let Err(error) = result {
-            let failures = std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
+            let failures =
+                std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
             let reason = format!("{error:#}");
             for failed in failures {
                 let _ = failed.send(reason.clone());
@@ -231,43 +229,5 @@ impl WorkerState for Worker {
         }
         // Only now do the bodies it was writing see their end.
         drop(store);
-    }
-}
-
-/// A p3 response body that ends in an error, not cleanly, when its
-/// instance failed before the body was complete; it holds the request's
-/// admission until it is dropped.
-struct FailureAware {
-    inner: Body,
-    failure: oneshot::Receiver<String>,
-    _admitted: Admitted,
-}
-
-impl http_body::Body for FailureAware {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            None => Poll::Ready(this.failure.try_recv().ok().map(|reason| {
-                Err(BodyError::InternalError(Some(format!(
-                    "the app failed mid-response: {reason}"
-                ))))
-            })),
-            frame => Poll::Ready(frame),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        // Always poll to the end, so a failure is seen.
-        false
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

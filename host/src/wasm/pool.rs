@@ -4,7 +4,7 @@
 //! requests. An instance that traps, times out or fails is never reused.
 //! Fresh instances (N = 1) are the default.
 
-use crate::instance::Host;
+use super::store::Host;
 use std::sync::Mutex;
 use wasmtime::Store;
 
@@ -13,7 +13,7 @@ use wasmtime::Store;
 pub(crate) const MAX_IDLE: u32 = 64;
 
 /// Idle instances of one kind, ready for their next request.
-pub(crate) struct Reuse<I> {
+pub(crate) struct Pool<I> {
     max_uses: u32,
     idle: Mutex<Vec<Reusable<I>>>,
 }
@@ -26,7 +26,7 @@ pub(crate) struct Reusable<I> {
     uses: u32,
 }
 
-impl<I> Reuse<I> {
+impl<I> Pool<I> {
     /// Reuse instances for up to `max_uses` requests (1: never).
     pub(crate) fn new(max_uses: u32) -> Self {
         Self {

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::path::Path;
 use wasmparser::{Parser, Payload};
-use wasmtime::{Result, bail};
 use wasmtime::error::Context;
+use wasmtime::{Result, bail};
 
 /// The WASIp2 handler export a proxy has: `wasi:http/incoming-handler@0.2.x`.
 const P2_HANDLER: &str = "wasi:http/incoming-handler@0.2.";
@@ -117,8 +117,8 @@ impl Interface {
     pub(crate) fn app_kind(&self, path: &Path) -> Result<AppKind> {
         if self.imports_any(RENDERER) {
             bail!(
-                "`{}` is a router, not an app (it imports `{RENDERER_EXPORT}`): serve an app and \
-                 plug the router in with `--router {}`",
+                "`{}` is a router, not an app: serve an app and plug the router in with \
+                 `--router {}` (it imports `{RENDERER_EXPORT}`)",
                 path.display(),
                 path.display()
             );
@@ -169,10 +169,7 @@ mod tests {
     fn kinds_follow_the_exports() {
         let path = Path::new("x.wasm");
         let kind = |exports: &[&str]| interface(&[], exports).app_kind(path).unwrap();
-        assert_eq!(
-            kind(&["wasi:http/incoming-handler@0.2.3"]),
-            AppKind::Proxy
-        );
+        assert_eq!(kind(&["wasi:http/incoming-handler@0.2.3"]), AppKind::Proxy);
         assert_eq!(
             kind(&[
                 "wasi:http/incoming-handler@0.2.12",
@@ -181,7 +178,10 @@ mod tests {
             AppKind::Switchyard
         );
         assert_eq!(
-            kind(&["wasi:http/incoming-handler@0.2.0", "wasi:http/handler@0.3.0"]),
+            kind(&[
+                "wasi:http/incoming-handler@0.2.0",
+                "wasi:http/handler@0.3.0"
+            ]),
             AppKind::P3Handler,
             "p3 is preferred, like wasmtime serve"
         );
@@ -199,6 +199,12 @@ mod tests {
             &["switchyard:server/renderer@0.1.0"],
             &["wasi:http/incoming-handler@0.2.12"],
         );
-        assert!(router.app_kind(path).unwrap_err().to_string().contains("is a router"));
+        assert!(
+            router
+                .app_kind(path)
+                .unwrap_err()
+                .to_string()
+                .contains("is a router")
+        );
     }
 }

@@ -2,12 +2,12 @@
 //! export (in a fresh instance, or an idle one with instance reuse) and turn
 //! the page into a response.
 
-use crate::bindings::{Page, RenderError, RequestInfo};
+use super::error::Error;
 use crate::body::{Body, full};
-use crate::error::Error;
-use crate::instance::Host;
 use crate::prepared::Prepared;
-use crate::routes::Pairs;
+use crate::routing::Pairs;
+use crate::wasm::bindings::{Page, RenderError, RequestInfo};
+use crate::wasm::store::Host;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use std::borrow::Cow;
@@ -71,7 +71,8 @@ async fn call(
     let run = async {
         let mut reusable = prepared
             .idle_renderers
-            .take_or(|| Host::store(&prepared.engine, &prepared.store))?;
+            .take_or(|| Host::store(&prepared.engine, &prepared.store))
+            .map_err(Error::Host)?;
         let app = match reusable.instance.take() {
             Some(app) => app,
             None => renderer.instantiate_async(&mut reusable.store).await?,

@@ -1,31 +1,30 @@
-//! `app.getRequestHandler()`: the config's redirects and routes, then the
-//! app's default handler.
+//! `app.getRequestHandler()`: the config's redirects and routes, static
+//! files, then the app's default handler.
 
-use crate::admission::Admitted;
-use crate::app::App;
+use super::admission::Admitted;
+use super::error::Error;
 use crate::body::{Body, full};
-use crate::error::Error;
-use crate::routes::Routed;
+use crate::prepared::Shared;
+use crate::routing::Routed;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-/// Handles every request of an [`App`]; cheap to clone.
+/// Handles every request of an [`App`](crate::App); cheap to clone.
 #[derive(Clone)]
 pub struct RequestHandler {
-    app: App,
+    shared: Arc<Shared>,
 }
 
-impl RequestHandler {
-    pub(crate) fn new(app: App) -> Self {
-        Self { app }
-    }
+/// A request body the handler takes: any `http_body::Body` of bytes.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-    /// The effective configuration (defaults before `prepare`).
-    pub(crate) fn config(&self) -> crate::Config {
-        self.app.config().unwrap_or_default()
+impl RequestHandler {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// Answer `request`. Never fails: a failure becomes a 500 (504 for a
@@ -33,14 +32,15 @@ impl RequestHandler {
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B::Error: Into<BoxError>,
     {
         // Formatted only for an error's log line.
         let uri = request.uri().clone();
         match self.try_handle(request).await {
             Ok(response) => response,
             Err(error) => {
-                error.into_response(&uri.to_string(), self.app.is_dev(), self.app.is_quiet())
+                let options = &self.shared.options;
+                error.into_response(&uri.to_string(), options.dev, options.quiet)
             }
         }
     }
@@ -48,9 +48,9 @@ impl RequestHandler {
     async fn try_handle<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B::Error: Into<BoxError>,
     {
-        let prepared = self.app.prepared.load_full().ok_or(Error::NotPrepared)?;
+        let prepared = self.shared.current().ok_or(Error::NotPrepared)?;
         let uri = request.uri();
         let routed = prepared.routes.route(uri.path(), uri.query().unwrap_or(""));
         if let Some(Routed::Redirect { status, location }) = routed {
@@ -58,8 +58,8 @@ impl RequestHandler {
         }
         let prepared = Admitted::new(prepared)?;
         if let Some(Routed::Page { page, query }) = routed {
-            let parts = crate::render::RequestParts::new(&request);
-            return crate::render::render(&prepared, &parts, &page, &query).await;
+            let parts = super::render::RequestParts::new(&request);
+            return super::render::render(&prepared, &parts, &page, &query).await;
         }
         if let Some(public) = &prepared.public
             && let Some(file) = public
@@ -68,7 +68,7 @@ impl RequestHandler {
         {
             return Ok(file);
         }
-        crate::default_handler::handle(prepared, request).await
+        super::proxy::handle(prepared, request).await
     }
 }
 

@@ -3,12 +3,12 @@
 //! build they started with; a build that fails to load is reported and the
 //! previous one keeps serving.
 
-use crate::app::Options;
-use crate::prepared::{Prepared, Resolved};
-use arc_swap::ArcSwapOption;
+use super::resolved::Resolved;
+use super::{Prepared, Shared};
+use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::error::Context;
@@ -17,13 +17,9 @@ use wasmtime::error::Context;
 /// in several steps).
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// Start watching the files of `resolved` (made from `options`); reloads go
-/// into `slot` for as long as it is alive.
-pub(crate) fn watch(
-    options: Arc<Options>,
-    resolved: &Resolved,
-    slot: Weak<ArcSwapOption<Prepared>>,
-) -> Result<()> {
+/// Start watching the files of `resolved`; reloads go into `shared` for as
+/// long as it is alive.
+pub(crate) fn watch(shared: Weak<Shared>, resolved: &Resolved) -> Result<()> {
     let files: Vec<PathBuf> = std::iter::once(resolved.app.clone())
         .chain(resolved.config_file.clone())
         .map(|file| std::path::absolute(&file).unwrap_or(file))
@@ -32,6 +28,7 @@ pub(crate) fn watch(
     let watched = files.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
+            && is_change(&event.kind)
             && event
                 .paths
                 .iter()
@@ -54,28 +51,41 @@ pub(crate) fn watch(
             // Let the build finish writing, then take every change so far as one.
             tokio::time::sleep(SETTLE).await;
             while changes.try_recv().is_ok() {}
-            let Some(slot) = slot.upgrade() else { break };
-            reload(&options, &slot).await;
+            let Some(shared) = shared.upgrade() else {
+                break;
+            };
+            reload(&shared).await;
         }
     });
     Ok(())
 }
 
-async fn reload(options: &Options, slot: &ArcSwapOption<Prepared>) {
+async fn reload(shared: &Shared) {
     let reloaded = async {
-        let resolved = Resolved::from_options(options)?;
+        let resolved = Resolved::from_options(&shared.options)?;
         Prepared::new(resolved).await
     };
     match reloaded.await {
         Ok(prepared) => {
             let app = prepared.resolved.app.display().to_string();
-            slot.store(Some(Arc::new(prepared)));
+            shared.swap_in(prepared);
             tracing::info!("reloaded `{app}`");
         }
         Err(error) => {
             tracing::error!("failed to reload, still serving the previous build: {error:#}")
         }
     }
+}
+
+/// Writes, creations, renames and removals change a file; reads (ours
+/// included: loading a build opens and reads it) and metadata do not.
+fn is_change(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+    )
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

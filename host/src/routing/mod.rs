@@ -8,22 +8,57 @@
 //! Parameters are percent-decoded and passed to the page as query entries.
 //!
 //! ```
-//! use switchyard::{Config, routes::{RouteTable, Routed}};
+//! use switchyard::{Config, routing::{RouteTable, Routed}};
 //! let config = Config::parse(r#"
 //!     [[routes]]
 //!     path = "/blog/{slug}"
 //!     page = "/posts/[id]"
 //!     query = { id = "{slug}" }
 //! "#, "switchyard.toml".as_ref()).unwrap();
-//! let table = RouteTable::from_config(&config, "switchyard.toml".as_ref()).unwrap();
+//! let table = RouteTable::new(&config.routes, &config.redirects).unwrap();
 //! let Some(Routed::Page { page, query }) = table.route("/blog/hello%20world", "") else { panic!() };
 //! assert_eq!(page, "/posts/[id]");
 //! assert!(query.contains(&("id".into(), "hello world".into())));
 //! ```
 
-use crate::config::{Config, ConfigError};
 use percent_encoding::percent_decode_str;
-use std::path::Path;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `[[routes]]`: render `page` for requests whose path matches `path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `/a` (exact), `/blog/{slug}` (a segment), `/docs/{*rest}` (the rest).
+    pub path: String,
+    /// The page to render, by its pattern in the app (`/a`, `/posts/[id]`).
+    pub page: String,
+    /// Extra query entries; `{param}` in a value is the path parameter.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+/// `[[redirects]]`: answer `source` with a redirect to `destination`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// A path pattern, as for routes.
+    pub source: String,
+    /// Where to send the client; `{param}` is the path parameter.
+    pub destination: String,
+    /// 308 when true, 307 when false.
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// A bad route or redirect: the config key it is under, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// `routes[1].path`, `redirects[0].destination`, ...
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
 
 /// Ordered query entries, names may repeat.
 pub type Pairs = Vec<(String, String)>;
@@ -70,15 +105,18 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Build the table, refusing bad or conflicting patterns with an error
-    /// naming the key (`routes[1].path`) in the file at `file`.
-    pub fn from_config(config: &Config, file: &Path) -> Result<Self, ConfigError> {
+    /// naming the key (`routes[1].path`).
+    pub fn new(routes: &[RouteConfig], redirects: &[RedirectConfig]) -> Result<Self, RouteError> {
         let mut table = Self::default();
-        for (i, redirect) in config.redirects.iter().enumerate() {
+        for (i, redirect) in redirects.iter().enumerate() {
             let key = |field: &str| format!("redirects[{i}].{field}");
-            check_pattern(&redirect.source)
-                .map_err(|e| ConfigError::invalid(file, &key("source"), e))?;
+            let invalid = |field: &str| {
+                let key = key(field);
+                move |reason| RouteError { key, reason }
+            };
+            check_pattern(&redirect.source).map_err(invalid("source"))?;
             check_template(&redirect.destination, &redirect.source)
-                .map_err(|e| ConfigError::invalid(file, &key("destination"), e))?;
+                .map_err(invalid("destination"))?;
             let status = if redirect.permanent { 308 } else { 307 };
             let target = Redirect {
                 destination: redirect.destination.clone(),
@@ -87,28 +125,26 @@ impl RouteTable {
             table
                 .redirects
                 .insert(&redirect.source, target)
-                .map_err(|e| ConfigError::invalid(file, &key("source"), insert_error(e)))?;
+                .map_err(|e| invalid("source")(insert_error(e)))?;
             table.listing.push((
                 redirect.source.clone(),
                 format!("redirect {status} -> {}", redirect.destination),
             ));
         }
-        for (i, route) in config.routes.iter().enumerate() {
-            let key = |field: &str| format!("routes[{i}].{field}");
-            check_pattern(&route.path).map_err(|e| ConfigError::invalid(file, &key("path"), e))?;
+        for (i, route) in routes.iter().enumerate() {
+            let invalid = |field: &str| {
+                let key = format!("routes[{i}].{field}");
+                move |reason| RouteError { key, reason }
+            };
+            check_pattern(&route.path).map_err(invalid("path"))?;
             if !route.page.starts_with('/') {
-                return Err(ConfigError::invalid(
-                    file,
-                    &key("page"),
-                    format!(
-                        "`{}` must start with `/`, like `/a` or `/posts/[id]`",
-                        route.page
-                    ),
-                ));
+                return Err(invalid("page")(format!(
+                    "`{}` must start with `/`, like `/a` or `/posts/[id]`",
+                    route.page
+                )));
             }
             for (name, value) in &route.query {
-                check_template(value, &route.path)
-                    .map_err(|e| ConfigError::invalid(file, &key(&format!("query.{name}")), e))?;
+                check_template(value, &route.path).map_err(invalid(&format!("query.{name}")))?;
             }
             let target = Route {
                 page: route.page.clone(),
@@ -117,7 +153,7 @@ impl RouteTable {
             table
                 .routes
                 .insert(&route.path, target)
-                .map_err(|e| ConfigError::invalid(file, &key("path"), insert_error(e)))?;
+                .map_err(|e| invalid("path")(insert_error(e)))?;
             table
                 .listing
                 .push((route.path.clone(), format!("page {}", route.page)));
@@ -251,9 +287,17 @@ fn param_names(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[derive(Deserialize)]
+    struct Tables {
+        #[serde(default)]
+        routes: Vec<RouteConfig>,
+        #[serde(default)]
+        redirects: Vec<RedirectConfig>,
+    }
+
     fn table(text: &str) -> RouteTable {
-        let config = Config::parse(text, Path::new("switchyard.toml")).unwrap();
-        RouteTable::from_config(&config, Path::new("switchyard.toml")).unwrap()
+        let tables: Tables = toml::from_str(text).unwrap();
+        RouteTable::new(&tables.routes, &tables.redirects).unwrap()
     }
 
     fn page(table: &RouteTable, path: &str, query: &str) -> (String, Pairs) {
@@ -325,23 +369,23 @@ mod tests {
     #[test]
     fn bad_tables_name_the_key() {
         let error = |text| {
-            Config::parse(text, Path::new("s.toml"))
-                .unwrap_err()
-                .to_string()
+            let tables: Tables = toml::from_str(text).unwrap();
+            let error = RouteTable::new(&tables.routes, &tables.redirects).unwrap_err();
+            format!("{}: {}", error.key, error.reason)
         };
         assert_eq!(
             error("[[routes]]\npath = \"a\"\npage = \"/a\""),
-            "invalid config `s.toml`: key `routes[0].path`: `a` must start with `/`, like `/a` or `/blog/{slug}`"
+            "routes[0].path: `a` must start with `/`, like `/a` or `/blog/{slug}`"
         );
         assert!(
             error(
                 "[[routes]]\npath = \"/a\"\npage = \"/a\"\n[[routes]]\npath = \"/a\"\npage = \"/b\""
             )
-            .starts_with("invalid config `s.toml`: key `routes[1].path`: ")
+            .starts_with("routes[1].path: ")
         );
         assert_eq!(
             error("[[routes]]\npath = \"/b/{x}\"\npage = \"/a\"\nquery = { id = \"{y}\" }"),
-            "invalid config `s.toml`: key `routes[0].query.id`: `{y}` in `{y}` is not a parameter of `/b/{x}`"
+            "routes[0].query.id: `{y}` in `{y}` is not a parameter of `/b/{x}`"
         );
     }
 }

@@ -1,9 +1,11 @@
 //! The one place that turns a failed request into an HTTP response.
 //!
 //! Clients get a short generic body; the details go to the log as
-//! `Error occurred handling <url> <error>` (and, in dev mode, to the body).
+//! `Error occurred handling <url> <error>` (and, in dev mode, to the body),
+//! saying whose fault it was: the guest's, or the host's.
 
 use crate::body::{Body, full};
+use crate::wasm::kind::AppKind;
 use http::{Response, StatusCode, header};
 use std::time::Duration;
 
@@ -13,6 +15,10 @@ pub enum Error {
     /// The guest trapped, failed, or broke the protocol.
     #[error("{0:#}")]
     Guest(wasmtime::Error),
+    /// The host could not run the guest: no room in the instance pool, a
+    /// granted directory that cannot be opened, ...
+    #[error("host error (not the app's fault): {0:#}")]
+    Host(wasmtime::Error),
     /// The guest ran past `limits.request_timeout`.
     #[error("the guest ran past the request timeout of {0:?}")]
     Timeout(Duration),
@@ -20,7 +26,7 @@ pub enum Error {
     #[error(
         "the app is a {0}: rendering a page by name needs its `switchyard:server/renderer@0.1.0` export"
     )]
-    NoRenderer(crate::AppKind),
+    NoRenderer(AppKind),
     /// `prepare()` has not completed.
     #[error("the app is not prepared: await `App::prepare` before serving")]
     NotPrepared,
@@ -36,7 +42,9 @@ impl Error {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Guest(_) | Error::NotPrepared | Error::NoRenderer(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Guest(_) | Error::Host(_) | Error::NotPrepared | Error::NoRenderer(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,7 +83,12 @@ impl Error {
 }
 
 impl From<wasmtime::Error> for Error {
+    /// A guest's failure, but for the pool running out of instances.
     fn from(error: wasmtime::Error) -> Self {
-        Error::Guest(error)
+        if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+            Error::Host(error)
+        } else {
+            Error::Guest(error)
+        }
     }
 }

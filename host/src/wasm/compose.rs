@@ -36,8 +36,8 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
     let app_exports = export_names(&graph, app_id);
     let Some(app_handler) = find(&app_exports, HANDLER) else {
         bail!(
-            "`{}` is not a Switchyard app: it does not export `wasi:http/incoming-handler@0.2.12` \
-             (target the `switchyard:server/app` world)",
+            "routers cannot go in front of `{}`: it does not export \
+             `wasi:http/incoming-handler@0.2.x` (a wasi:http/proxy component)",
             app.path.display()
         );
     };
@@ -104,7 +104,7 @@ pub fn compose_files(
 ) -> Result<Vec<u8>> {
     let bytes = routers
         .iter()
-        .map(|path| crate::engine::read_component(path))
+        .map(|path| super::component::read(path))
         .collect::<Result<Vec<_>>>()?;
     let inputs: Vec<Input<'_>> = routers
         .iter()

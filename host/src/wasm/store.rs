@@ -1,4 +1,4 @@
-//! Per-request store state: WASI contexts, resource table and limits.
+//! The store of one instance: WASI contexts, resource table and limits.
 //!
 //! A guest gets no ambient authority: an empty environment (but for the
 //! `SWITCHYARD_*` settings the host passes on), no preopened directories, no

@@ -1,18 +1,19 @@
 //! What `App::prepare` makes: the compiled, linked, pre-instantiated app,
 //! the route table and the per-request settings.
 
-use crate::admission::InFlight;
-use crate::app::Options;
-use crate::bindings::AppPre;
-use crate::compose;
-use crate::config::{CONFIG_FILE, Config, ConfigError};
-use crate::engine::{self, EngineSettings};
-use crate::instance::{Host, StoreSettings};
-use crate::kind::{self, AppKind, RENDERER_EXPORT};
-use crate::p3::{P3Handler, P3Settings};
-use crate::reuse::{self, Reuse};
-use crate::routes::RouteTable;
+use super::in_flight::InFlight;
+use super::resolved::Resolved;
+use crate::config::ConfigError;
+use crate::routing::RouteTable;
 use crate::static_files::PublicDir;
+use crate::wasm::bindings::AppPre;
+use crate::wasm::component;
+use crate::wasm::compose;
+use crate::wasm::engine::{self, EngineSettings};
+use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
+use crate::wasm::p3::{P3Handler, P3Settings};
+use crate::wasm::pool::{self, Pool};
+use crate::wasm::store::{Host, StoreSettings};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,75 +23,6 @@ use wasmtime::{Result, bail};
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-
-/// Where things are, once the options and the config file are combined.
-#[derive(Debug, Clone)]
-pub(crate) struct Resolved {
-    /// The effective configuration.
-    pub(crate) config: Config,
-    /// The config file it came from, if any.
-    pub(crate) config_file: Option<PathBuf>,
-    /// The app component.
-    pub(crate) app: PathBuf,
-    /// Router components in front of it, outermost first.
-    pub(crate) routers: Vec<PathBuf>,
-    /// Dev mode.
-    pub(crate) dev: bool,
-    /// Where compiled components are cached.
-    pub(crate) cache_dir: Option<PathBuf>,
-}
-
-impl Resolved {
-    /// Combine the options: an explicit `conf` wins over `dir/switchyard.toml`,
-    /// an explicit component over the config's `app`, which defaults to
-    /// `dir/build/app.wasm`.
-    pub(crate) fn from_options(options: &Options) -> Result<Self, ConfigError> {
-        let dir = &options.dir;
-        let default_file = dir.join(CONFIG_FILE);
-        let (config, config_file) = match (&options.conf, &options.config_file) {
-            (Some(config), file) => (config.clone(), file.clone()),
-            (None, Some(file)) => (Config::load(file)?, Some(file.clone())),
-            (None, None) if default_file.exists() => {
-                (Config::load(&default_file)?, Some(default_file))
-            }
-            (None, None) => (
-                Config {
-                    base_dir: dir.clone(),
-                    ..Config::default()
-                },
-                None,
-            ),
-        };
-        let app = options
-            .component
-            .clone()
-            .or_else(|| config.app.as_ref().map(|app| config.resolve(app)))
-            .unwrap_or_else(|| dir.join("build").join("app.wasm"));
-        let routers = if options.routers.is_empty() {
-            config
-                .router
-                .iter()
-                .map(|router| config.resolve(router))
-                .collect()
-        } else {
-            options.routers.clone()
-        };
-        Ok(Self {
-            config,
-            config_file,
-            app,
-            routers,
-            dev: options.dev,
-            cache_dir: options.cache_dir.clone(),
-        })
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.config_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
-    }
-}
 
 /// The app's default handler, by the version of wasi:http it exports.
 pub(crate) enum Handler {
@@ -118,9 +50,9 @@ pub(crate) struct Prepared {
     /// The requests in flight (`limits.max_concurrent_requests`).
     pub(crate) in_flight: InFlight,
     /// Idle app instances for `render` calls (`[performance] instance_reuse`).
-    pub(crate) idle_renderers: Reuse<crate::bindings::App>,
+    pub(crate) idle_renderers: Pool<crate::wasm::bindings::App>,
     /// Idle handler instances.
-    pub(crate) idle_handlers: Reuse<Proxy>,
+    pub(crate) idle_handlers: Pool<Proxy>,
     /// The app's page patterns, as its renderer lists them.
     pub(crate) pages: Vec<String>,
     pub(crate) resolved: Resolved,
@@ -131,9 +63,11 @@ impl Prepared {
     /// and check the routes against its pages.
     pub(crate) async fn new(resolved: Resolved) -> Result<Self> {
         let config = &resolved.config;
-        let routes = RouteTable::from_config(config, &resolved.config_path())?;
+        let routes = RouteTable::new(&config.routes, &config.redirects).map_err(|error| {
+            ConfigError::invalid(&resolved.config_path(), &error.key, error.reason)
+        })?;
         let limits = &config.limits;
-        let app_bytes = engine::read_component(&resolved.app)?;
+        let app_bytes = component::read(&resolved.app)?;
         let kind = kind::detect(&app_bytes, &resolved.app)?;
         if kind == AppKind::P3Handler && !resolved.routers.is_empty() {
             bail!(
@@ -148,25 +82,29 @@ impl Prepared {
             // reuse, and startup's own instance.
             max_instances: limits
                 .max_concurrent_requests
-                .saturating_add(2 * reuse::MAX_IDLE + 1),
+                .saturating_add(2 * pool::MAX_IDLE + 1),
             max_memory: limits.max_memory,
             concurrency: kind.needs_concurrency(),
         })?;
         let linker = engine::linker(&engine, kind)?;
         let cache = resolved.cache_dir.as_deref();
         let app_name = format!("`{}`", resolved.app.display());
-        let component = engine::compile(&engine, &app_bytes, &app_name, cache)?;
+        let component = component::compile(&engine, &app_bytes, &app_name, cache)?;
         let instance_pre = engine::link(&linker, &component, &app_name)?;
         let renderer = match kind {
             AppKind::Switchyard => Some(AppPre::new(instance_pre.clone()).with_context(|| {
-                format!("{app_name} does not export the renderer Switchyard knows ({RENDERER_EXPORT})")
+                format!(
+                    "{app_name} does not export the renderer Switchyard knows ({RENDERER_EXPORT})"
+                )
             })?),
             AppKind::Proxy | AppKind::P3Handler => None,
         };
         let store = store_settings(&resolved)?;
         let handler = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
-                format!("{app_name} does not export the `wasi:http/handler@0.3.0` Switchyard serves")
+                format!(
+                    "{app_name} does not export the `wasi:http/handler@0.3.0` Switchyard serves"
+                )
             })?;
             let performance = &config.performance;
             Handler::P3(P3Handler::new(
@@ -189,7 +127,7 @@ impl Prepared {
                 "the composition of {} and {app_name}",
                 list(&resolved.routers)
             );
-            let component = engine::compile(&engine, &composed, &what, cache)?;
+            let component = component::compile(&engine, &composed, &what, cache)?;
             let instance_pre = engine::link(&linker, &component, &what)?;
             Handler::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{what} does not export `wasi:http/incoming-handler@0.2.x`")
@@ -215,19 +153,14 @@ impl Prepared {
             public,
             timeout: limits.request_timeout,
             in_flight: InFlight::new(limits.max_concurrent_requests),
-            idle_renderers: Reuse::new(config.performance.instance_reuse),
-            idle_handlers: Reuse::new(config.performance.instance_reuse),
+            idle_renderers: Pool::new(config.performance.instance_reuse),
+            idle_handlers: Pool::new(config.performance.instance_reuse),
             pages: Vec::new(),
             resolved,
         };
         prepared.pages = prepared.list_pages().await?;
         prepared.check_route_pages()?;
         Ok(prepared)
-    }
-
-    /// The routers the handler runs, for messages and `switchyard routes`.
-    pub(crate) fn routers(&self) -> &[PathBuf] {
-        &self.resolved.routers
     }
 
     /// The renderer's pages; none for an app without one.

@@ -1,0 +1,169 @@
+//! The app's default handler: hand the request to the guest's wasi:http
+//! handler (`incoming-handler@0.2`, the routers' in front of it, or
+//! `handler@0.3`), with the request body limited and the guest bounded by
+//! the request timeout.
+
+use super::admission::Admitted;
+use super::error::Error;
+use crate::body::{Body, BodyError, GuestBody};
+use crate::prepared::Handler;
+use crate::wasm::p3;
+use crate::wasm::store::Host;
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::format_err;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// A request body as the guest reads it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Run the default handler for `request`. The guest goes on streaming the
+/// response body after its head is sent; `limits.request_timeout` bounds
+/// all of it, and the request counts as in flight until it ends. A body over
+/// `limits.max_request_body` answers 413, whether its length was announced
+/// or it was streamed.
+pub(crate) async fn handle<B>(
+    admitted: Admitted,
+    request: Request<B>,
+) -> Result<Response<Body>, Error>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let max_body = admitted.resolved.config.limits.max_request_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body) {
+        return Err(Error::PayloadTooLarge(max_body));
+    }
+    let too_large = Arc::new(AtomicBool::new(false));
+    let mut request = request.map(|body| limited(body, max_body, too_large.clone()));
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        // HTTP/1.0 clients may send no Host; wasi:http requires an authority.
+        request
+            .headers_mut()
+            .insert(header::HOST, header::HeaderValue::from_static("localhost"));
+    }
+    let answer = match &admitted.handler {
+        Handler::P2(pre) => {
+            let pre = pre.clone();
+            p2(admitted, pre, request).await
+        }
+        Handler::P3(handler) => {
+            let (handler, timeout) = (handler.clone(), admitted.timeout);
+            match handler.handle(request).await {
+                // The body holds the admission: the instance may live on.
+                Ok(response) => {
+                    Ok(response.map(|body| GuestBody::new(body, admitted).boxed_unsync()))
+                }
+                Err(error) if p3::is_timeout(&error) => Err(Error::Timeout(timeout)),
+                Err(error) => Err(Error::Guest(error)),
+            }
+        }
+    };
+    if too_large.load(Ordering::Relaxed) {
+        return Err(Error::PayloadTooLarge(max_body));
+    }
+    // Cut off later, the guest may have taken the cut for the end.
+    answer.map(|response| {
+        response.map(|body| {
+            GuestBody::new(body, ())
+                .failed_if_too_large(too_large)
+                .boxed_unsync()
+        })
+    })
+}
+
+/// `body`, failing past `max` bytes; `too_large` is set then, so the server
+/// can answer 413 whatever the guest made of the error.
+fn limited<B>(body: B, max: u64, too_large: Arc<AtomicBool>) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    Limited::new(body, max)
+        .map_err(move |error| {
+            if error.is::<LengthLimitError>() {
+                too_large.store(true, Ordering::Relaxed);
+                return BodyError::HttpRequestBodySize(None);
+            }
+            match error.downcast::<hyper::Error>() {
+                Ok(error) => BodyError::from(*error),
+                Err(error) => BodyError::InternalError(Some(error.to_string())),
+            }
+        })
+        .boxed_unsync()
+}
+
+/// The p2 path: the guest runs in a task of its own, in a fresh instance
+/// or an idle one with instance reuse.
+async fn p2(
+    admitted: Admitted,
+    pre: ProxyPre<Host>,
+    request: Request<Body>,
+) -> Result<Response<Body>, Error> {
+    let mut reusable = admitted
+        .idle_handlers
+        .take_or(|| Host::store(&admitted.engine, &admitted.store))
+        .map_err(Error::Host)?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (failed, failure) = tokio::sync::oneshot::channel();
+    let http = &mut reusable.store.data_mut().http();
+    let incoming = http.new_incoming_request(Scheme::Http, request)?;
+    let out = http.new_response_outparam(sender)?;
+    let timeout = admitted.timeout;
+    let task = tokio::spawn(async move {
+        let run = tokio::time::timeout(timeout, async {
+            let proxy = match reusable.instance.take() {
+                Some(proxy) => proxy,
+                None => pre.instantiate_async(&mut reusable.store).await?,
+            };
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut reusable.store, incoming, out)
+                .await?;
+            Ok::<_, wasmtime::Error>(proxy)
+        })
+        .await;
+        let (error, timed_out) = match run {
+            Ok(Ok(proxy)) => {
+                // Only an instance that returned normally may serve again.
+                reusable.instance = Some(proxy);
+                admitted.idle_handlers.give_back(reusable);
+                return Ok(());
+            }
+            Ok(Err(error)) => (error, false),
+            Err(_elapsed) => (format_err!("the guest ran past the request timeout"), true),
+        };
+        // Tell the body before the instance is dropped, which ends it.
+        let _ = failed.send(format!("{error:#}"));
+        drop(reusable);
+        Err((error, timed_out))
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response.map(|body| {
+            GuestBody::new(body, ())
+                .failed_by(failure)
+                .abort_when_abandoned(task.abort_handle())
+                .boxed_unsync()
+        })),
+        Ok(Err(code)) => Err(Error::Guest(format_err!(
+            "the app answered with an error: {code:?}"
+        ))),
+        // The guest dropped the response-outparam: find out why.
+        Err(_) => Err(match task.await {
+            Ok(Ok(())) => Error::Guest(format_err!("the app returned without sending a response")),
+            Ok(Err((_, true))) => Error::Timeout(timeout),
+            Ok(Err((error, false))) => Error::Guest(error),
+            Err(join) => Error::Guest(format_err!("the app's task failed: {join}")),
+        }),
+    }
+}

@@ -1,0 +1,339 @@
+//! The accept loop: bind, serve HTTP/1 and HTTP/2 connections with any
+//! hyper service (like `axum::serve`), and on shutdown stop accepting and
+//! drain what is in flight.
+//!
+//! One worker thread per core, each with a current-thread tokio runtime;
+//! the caller's runtime accepts and deals connections out to them in turn.
+//! A connection, its requests and their guests stay on one thread, with no
+//! work stealing between threads (measured faster than one multi-thread
+//! runtime: see `just bench`).
+//!
+//! Every connection must make progress: its first bytes (of either
+//! protocol) and its request headers within `header_read_timeout`; HTTP/2
+//! connections answer keep-alive pings or are closed. Past
+//! `max_connections` open at once, new connections are refused.
+
+use crate::config::Config;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use wasmtime::error::Context;
+use wasmtime::{Result, format_err};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long, once shutdown begins, a connection already open but silent
+/// still has to send its request.
+const DRAIN_WINDOW: Duration = Duration::from_millis(500);
+
+/// The first bytes of an HTTP/2 connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How the server treats its connections; [`ServerSettings::from_config`]
+/// reads them from `[server]` and `[limits]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// How long a client may take to send its first bytes, and then its
+    /// request headers; slower clients are cut off.
+    pub header_read_timeout: Duration,
+    /// The largest request head (request line and headers); larger: 431.
+    pub max_header_size: u64,
+    /// How long in-flight requests get to finish once shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// Connections open at once; more are refused.
+    pub max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Worker threads, each with its own runtime (default: one per core).
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+impl ServerSettings {
+    /// The settings `[server]` and `[limits]` of `config` give.
+    pub fn from_config(config: &Config) -> Self {
+        let server = &config.server;
+        Self {
+            header_read_timeout: server.header_read_timeout,
+            max_header_size: config.limits.max_header_size,
+            shutdown_timeout: server.shutdown_timeout,
+            max_connections: server.max_connections,
+            max_concurrent_streams: config.limits.max_concurrent_requests.clamp(1, 256),
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        }
+    }
+}
+
+/// Listen on `hostname:port` (the first address it resolves to). An address
+/// in use is one clear error naming it.
+pub async fn bind(hostname: &str, port: u16) -> Result<TcpListener> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((hostname, port))
+        .await
+        .with_context(|| format!("failed to resolve `{hostname}`"))?
+        .collect();
+    let address = addresses
+        .first()
+        .ok_or_else(|| format_err!("`{hostname}` resolves to no address"))?;
+    TcpListener::bind(address).await.map_err(|error| {
+        let reason = match error.kind() {
+            std::io::ErrorKind::AddrInUse => "address already in use".to_string(),
+            _ => error.to_string(),
+        };
+        format_err!(
+            "failed to listen on {}: {reason}",
+            display_address(hostname, port)
+        )
+    })
+}
+
+fn display_address(hostname: &str, port: u16) -> String {
+    if hostname.contains(':') {
+        format!("[{hostname}]:{port}")
+    } else {
+        format!("{hostname}:{port}")
+    }
+}
+
+/// Serve `listener` with `service` until `shutdown` resolves, then stop
+/// accepting and wait (up to `settings.shutdown_timeout`) for open
+/// requests to finish; a second SIGINT or SIGTERM meanwhile ends the wait
+/// at once with an error.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let workers = settings.workers.max(1);
+    let settings = Arc::new(settings);
+    let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut senders = Vec::with_capacity(workers);
+    let mut threads = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let (sender, accepted) = mpsc::unbounded_channel();
+        let (service, settings) = (service.clone(), settings.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("switchyard-worker-{worker}"))
+            .spawn(move || -> Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(serve_connections(accepted, service, settings));
+                Ok(())
+            })
+            .context("failed to start a worker thread")?;
+        senders.push(sender);
+        threads.push(thread);
+    }
+    // Accept here and deal the connections out in turn: each worker gets
+    // its share, whichever thread the kernel would have woken.
+    tokio::pin!(shutdown);
+    for next in (0..workers).cycle() {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!("failed to accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Full: refuse at once rather than queue.
+            drop(stream);
+            continue;
+        };
+        match stream.into_std() {
+            Ok(stream) => {
+                let _ = senders[next].send((stream, permit));
+            }
+            Err(error) => tracing::warn!("failed to hand a connection over: {error}"),
+        }
+    }
+    // New connections are refused from here on; the workers drain theirs.
+    drop(listener);
+    drop(senders);
+    let drained = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            match thread.join() {
+                Ok(result) => result?,
+                Err(_) => return Err(format_err!("a worker thread panicked")),
+            }
+        }
+        Ok(())
+    });
+    tokio::select! {
+        joined = drained => joined.context("failed to wait for the worker threads")?,
+        () = shutdown_signal() => {
+            Err(format_err!("interrupted again: stopped without finishing the requests in flight"))
+        }
+    }
+}
+
+/// One worker: serve each connection it is handed until the acceptor hangs
+/// up, then drain.
+async fn serve_connections<S, B>(
+    mut accepted: mpsc::UnboundedReceiver<(std::net::TcpStream, OwnedSemaphorePermit)>,
+    service: S,
+    settings: Arc<ServerSettings>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(usize::try_from(settings.max_header_size).unwrap_or(usize::MAX));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.header_read_timeout)
+        .keep_alive_timeout(settings.header_read_timeout);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let (watcher_sender, mut watchers) = mpsc::unbounded_channel();
+    // Connections are watched for the drain once their first bytes have
+    // come; until then they are `opening`.
+    let mut opening = tokio::task::JoinSet::new();
+    let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("connection closed with an error: {error}");
+            }
+            drop(permit);
+        });
+    };
+    loop {
+        tokio::select! {
+            next = accepted.recv() => {
+                let Some((stream, permit)) = next else { break };
+                let stream = match TcpStream::from_std(stream) {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::warn!("failed to take a connection: {error}");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (settings, sender) = (settings.clone(), watcher_sender.clone());
+                opening.spawn(async move {
+                    // A client that sends nothing, or half an HTTP/2
+                    // preface, is cut off like a slow HTTP/1 client.
+                    let first = tokio::time::timeout(settings.header_read_timeout, first_bytes(&stream));
+                    if matches!(first.await, Ok(Ok(()))) {
+                        let _ = sender.send((stream, permit));
+                    }
+                });
+            }
+            Some((stream, permit)) = watchers.recv() => serve(stream, permit),
+            Some(_) = opening.join_next() => {}
+        }
+    }
+    // Shutdown: connections opened just before it may still send their
+    // request, for a moment; nothing waits when there are none.
+    let window = tokio::time::sleep(DRAIN_WINDOW.min(settings.shutdown_timeout));
+    tokio::pin!(window);
+    while !opening.is_empty() {
+        tokio::select! {
+            Some((stream, permit)) = watchers.recv() => serve(stream, permit),
+            Some(_) = opening.join_next() => {}
+            () = &mut window => break,
+        }
+    }
+    while let Ok((stream, permit)) = watchers.try_recv() {
+        serve(stream, permit);
+    }
+    opening.abort_all();
+    // Let the connections just handed over read their request first.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    let grace = settings.shutdown_timeout;
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("requests still open after {grace:?}; closing them");
+        }
+    }
+}
+
+/// Wait until the connection has sent enough to tell its protocol: any
+/// first byte of an HTTP/1 request, or the whole HTTP/2 preface.
+async fn first_bytes(stream: &TcpStream) -> std::io::Result<()> {
+    let mut buffer = [0u8; H2_PREFACE.len()];
+    loop {
+        let seen = stream.peek(&mut buffer).await?;
+        if seen == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if !H2_PREFACE.starts_with(&buffer[..seen]) || seen == H2_PREFACE.len() {
+            return Ok(());
+        }
+        // Part of a preface: wait for more.
+        stream.readable().await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. If the signal handlers cannot
+/// be installed, that is logged and this never resolves.
+pub async fn shutdown_signal() {
+    if let Err(error) = signal().await {
+        tracing::error!("{error:#}; stop the server some other way");
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn signal() -> Result<()> {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("failed to listen for SIGTERM")?;
+        tokio::select! {
+            interrupted = interrupt => interrupted.context("failed to listen for SIGINT")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.context("failed to listen for Ctrl-C")?;
+    Ok(())
+}

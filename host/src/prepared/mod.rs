@@ -1,0 +1,63 @@
+//! The prepared app: what `App::prepare` makes (compiled, linked, checked
+//! against the config), kept in one [`Shared`] place that the `App`, its
+//! request handler and dev-mode reload all hold. A reload swaps a new
+//! prepared app in; requests in flight finish on the one they started with.
+
+mod in_flight;
+mod options;
+#[expect(
+    clippy::module_inception,
+    reason = "the folder is named for its main type"
+)]
+mod prepared;
+mod reload;
+mod resolved;
+
+pub(crate) use options::Options;
+pub(crate) use prepared::{Handler, Prepared};
+
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+use wasmtime::Result;
+
+/// The builder's options and the app prepared from them, once it is.
+pub(crate) struct Shared {
+    pub(crate) options: Options,
+    current: ArcSwapOption<Prepared>,
+}
+
+impl Shared {
+    pub(crate) fn new(options: Options) -> Arc<Self> {
+        Arc::new(Self {
+            options,
+            current: ArcSwapOption::empty(),
+        })
+    }
+
+    /// Prepare the app from the options and make it current; in dev mode,
+    /// also start watching its files and swapping new builds in.
+    pub(crate) async fn prepare(self: &Arc<Self>) -> Result<()> {
+        let resolved = resolved::Resolved::from_options(&self.options)?;
+        let prepared = Prepared::new(resolved).await?;
+        let watched = prepared.resolved.clone();
+        self.current.store(Some(Arc::new(prepared)));
+        if self.options.dev {
+            reload::watch(Arc::downgrade(self), &watched)?;
+        }
+        Ok(())
+    }
+
+    /// The current prepared app, for as long as the caller holds it.
+    pub(crate) fn current(&self) -> Option<Arc<Prepared>> {
+        self.current.load_full()
+    }
+
+    /// `f` of the current prepared app, without holding it.
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&Prepared) -> R) -> Option<R> {
+        self.current.load().as_deref().map(f)
+    }
+
+    fn swap_in(&self, prepared: Prepared) {
+        self.current.store(Some(Arc::new(prepared)));
+    }
+}

@@ -1,0 +1,19 @@
+//! The options given to `App::builder()`, as Next.js's `next(options)`.
+
+use crate::config::Config;
+use std::path::PathBuf;
+
+/// The builder's options; each `None` or empty falls back to the config.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub(crate) dev: bool,
+    pub(crate) dir: PathBuf,
+    pub(crate) hostname: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) conf: Option<Config>,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) quiet: bool,
+    pub(crate) component: Option<PathBuf>,
+    pub(crate) routers: Vec<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
+}
