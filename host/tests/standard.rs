@@ -128,6 +128,19 @@ fn each_kind_answers_streams_and_echoes() {
         );
         assert!(text.contains("x-probe: yes"), "{name}: {text}");
 
+        // Absolute-form targets (as proxies send them) name the authority,
+        // with or without a Host header.
+        for head in [
+            "GET http://example.test/headers HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET http://example.test/headers HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
+        ] {
+            let reads = raw(address, head);
+            let all: Vec<u8> = reads.into_iter().flat_map(|(_, bytes)| bytes).collect();
+            let text = String::from_utf8_lossy(&all);
+            assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+            assert!(text.contains("authority: example.test"), "{name}: {text}");
+        }
+
         // A streamed body arrives as the guest writes it, not at its end.
         let reads = raw(address, &get_close("/stream?n=3&ms=400"));
         let all: Vec<u8> = reads.iter().flat_map(|(_, bytes)| bytes.clone()).collect();
@@ -308,14 +321,11 @@ fn static_files_redirects_and_guest_output() {
             "{name}"
         );
         assert_eq!(get(address, "/print").text(), "printed", "{name}");
-        assert!(
-            server.printed(&format!("stdout line from {name}")),
-            "{name}"
-        );
-        assert!(
-            server.printed(&format!("stderr line from {name}")),
-            "{name}"
-        );
+        // Whole lines, prefixed with the instance and the request.
+        for stream in ["stdout", "stderr"] {
+            let line = format!(" GET /print] :: {stream} line from {name}\n");
+            assert!(server.printed(&line), "{name}: no {line:?}");
+        }
     }
 }
 

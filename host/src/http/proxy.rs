@@ -116,6 +116,10 @@ async fn p2(
         .map_err(Error::Host)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (failed, failure) = tokio::sync::oneshot::channel();
+    reusable
+        .store
+        .data()
+        .serving(request.method().as_str(), request.uri().path());
     let http = &mut reusable.store.data_mut().http();
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let out = http.new_response_outparam(sender)?;

@@ -73,6 +73,7 @@ async fn call(
             .idle_renderers
             .take_or(|| Host::store(&prepared.engine, &prepared.store))
             .map_err(Error::Host)?;
+        reusable.store.data().serving(info.method, info.path);
         let app = match reusable.instance.take() {
             Some(app) => app,
             None => renderer.instantiate_async(&mut reusable.store).await?,

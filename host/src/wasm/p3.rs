@@ -73,7 +73,12 @@ impl P3Handler {
         let request = with_absolute_uri(request).map(BodyExt::boxed_unsync);
         let (failed, failure) = oneshot::channel();
         let started = Instant::now();
-        let response = match self.handler.handle(failed, request).await {
+        let start = RequestStart {
+            failed,
+            method: request.method().to_string(),
+            path: request.uri().path().to_string(),
+        };
+        let response = match self.handler.handle(start, request).await {
             Ok(response) => response,
             // The worker's deadline came first: still the request's timeout.
             Err(error) if started.elapsed() >= self.handler.state().settings.timeout => {
@@ -190,10 +195,18 @@ struct Worker {
     failures: Mutex<Vec<oneshot::Sender<String>>>,
 }
 
+/// What a worker learns of a request as it takes it.
+struct RequestStart {
+    /// Told why, if the instance fails while the request's body streams.
+    failed: oneshot::Sender<String>,
+    /// For the guest's output lines.
+    method: String,
+    path: String,
+}
+
 impl WorkerState for Worker {
     type StoreData = Host;
-    /// Told why, if the instance fails while the request's body streams.
-    type RequestData = oneshot::Sender<String>;
+    type RequestData = RequestStart;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_uses {
@@ -207,13 +220,14 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, Host>,
-        failed: oneshot::Sender<String>,
+        store: StoreContextMut<'_, Host>,
+        start: RequestStart,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        store.data().serving(&start.method, &start.path);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|failed| !failed.is_closed());
-        failures.push(failed);
+        failures.push(start.failed);
         // The response head is due by the request timeout.
         Box::pin(tokio::time::sleep(self.timeout))
     }

@@ -3,8 +3,10 @@
 //! A guest gets no ambient authority: an empty environment (but for the
 //! `SWITCHYARD_*` settings the host passes on), no preopened directories, no
 //! sockets, and outgoing HTTP requests are refused, unless `[grants]` in the
-//! config grants them one by one. Its stderr and stdout go to the server's.
+//! config grants them one by one. Its stdout and stderr go to the server's,
+//! line by line, prefixed and escaped (`output`).
 
+use super::output::OutputLabel;
 use http_body_util::BodyExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,9 +33,11 @@ pub(crate) struct StoreSettings {
     pub(crate) max_memory: usize,
 }
 
-/// The `T` of `Store<T>`: one per request.
+/// The `T` of `Store<T>`: one per instance.
 pub(crate) struct Host {
     wasi: WasiCtx,
+    /// What the guest's output lines are prefixed with.
+    output: OutputLabel,
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
@@ -48,8 +52,9 @@ impl Host {
         engine: &Engine,
         settings: &StoreSettings,
     ) -> wasmtime::Result<Store<Host>> {
+        let (stdout, stderr, output) = super::output::streams();
         let mut wasi = WasiCtx::builder();
-        wasi.envs(&settings.env).inherit_stdout().inherit_stderr();
+        wasi.envs(&settings.env).stdout(stdout).stderr(stderr);
         for (host, guest) in settings.dirs.iter() {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .with_context(|| format!("failed to open `{}` for the guest", host.display()))?;
@@ -61,6 +66,7 @@ impl Host {
             .build();
         let host = Host {
             wasi,
+            output,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits,
@@ -73,6 +79,13 @@ impl Host {
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
+    }
+}
+
+impl Host {
+    /// The guest's output lines are about this request from now on.
+    pub(crate) fn serving(&self, method: &str, path: &str) {
+        self.output.set_request(method, path);
     }
 }
 

@@ -29,6 +29,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_lite::stream;
+use wstd::http::body::Bytes;
+use wstd::http::body::util::Empty;
 use wstd::http::{Body, Client, Error, Request, Response};
 use wstd::time::Duration;
 
@@ -170,7 +172,10 @@ fn trap_after_head() -> Result<Response<Body>, Error> {
 
 /// GET `url`: the upstream's status and body.
 async fn fetch(url: &str) -> Result<(u16, Vec<u8>), Error> {
-    let request = Request::get(url).body(Body::empty())?;
+    // Not `Body::empty()`: wstd writes that as a zero-length write, which
+    // fails with "connection reset" when the upstream has already answered
+    // and closed; an empty `http_body` is only finished.
+    let request = Request::get(url).body(Body::from_http_body(Empty::<Bytes>::new()))?;
     let mut response = Client::new().send(request).await?;
     let body = response.body_mut().contents().await?.to_vec();
     Ok((response.status().as_u16(), body))
