@@ -87,3 +87,57 @@ fn errors_become_a_500() {
         "slept 0 ms; hello, ok"
     );
 }
+
+/// Read what the server sends on `stream` until it closes the connection
+/// (or 30 s pass); returns the bytes and how long it took.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (Vec<u8>, std::time::Duration) {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    (bytes, started.elapsed())
+}
+
+#[test]
+fn the_example_gets_the_servers_protections() {
+    use std::io::Write;
+    let dir = app_dir(
+        FIXTURES_COMPONENT,
+        "[server]\nheader_read_timeout = \"500ms\"\n[limits]\nmax_header_size = \"16KiB\"\n",
+    );
+    let mut server = start(dir.path());
+    let address = server.address;
+
+    // Headers over the limit: 431 (or the connection closed right after it).
+    let big = "x".repeat(32 << 10);
+    if let Ok(response) =
+        switchyard_tests::client::try_request(address, "GET", "/", &[("x-big", &big)], b"")
+    {
+        assert_eq!(response.status, 431);
+    }
+
+    // A client that sends nothing, or stops halfway through its headers,
+    // is cut off after the header timeout.
+    for sent in [&b""[..], b"GET / HTTP/1.1\r\nhost: x\r\n"] {
+        let mut slow = std::net::TcpStream::connect(address).unwrap();
+        slow.write_all(sent).unwrap();
+        let (_, waited) = read_until_closed(&mut slow);
+        assert!(
+            waited < std::time::Duration::from_secs(20),
+            "a silent client was not cut off"
+        );
+    }
+
+    // SIGTERM: the request in flight finishes, then the server exits 0.
+    let slow = std::thread::spawn(move || get(address, "/a?ms=1500&name=drained"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    server.signal("TERM");
+    assert_eq!(slow.join().unwrap().text(), "slept 1500 ms; hello, drained");
+    let status = server
+        .wait(std::time::Duration::from_secs(30))
+        .expect("it exits after the drain");
+    assert_eq!(status.code(), Some(0));
+}

@@ -415,3 +415,61 @@ fn instance_reuse_serves_sequential_requests_and_drops_a_failed_instance() {
         "handler instances are reused: {counts:?}"
     );
 }
+
+#[test]
+fn half_an_http2_preface_is_cut_off_like_a_slow_header() {
+    let (server, _dir) = fixtures("[server]\nheader_read_timeout = \"500ms\"\n");
+    let mut half = TcpStream::connect(server.address).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = half.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(20), "not cut off");
+    assert_eq!(get(server.address, "/").status, 200);
+}
+
+#[test]
+fn connections_past_max_connections_are_refused() {
+    let (server, _dir) = fixtures("[server]\nmax_connections = 2\n");
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = TcpStream::connect(server.address).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = third.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "the third connection was served");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_request(server.address, "GET", "/", &[], b"")
+        .map(|r| r.status)
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "capacity did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_signal_during_the_drain_exits_at_once() {
+    let (mut server, _dir) = fixtures("");
+    let address = server.address;
+    let slow = std::thread::spawn(move || try_request(address, "GET", "/slow?ms=20000", &[], b""));
+    std::thread::sleep(Duration::from_millis(500));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(10)).expect("it exits");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "interrupted, not drained");
+    assert!(server.printed("interrupted again"));
+    let _ = slow.join();
+}

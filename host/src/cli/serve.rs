@@ -28,7 +28,11 @@ impl ServeCommand {
     }
 
     pub(crate) fn execute(self) -> Result<()> {
-        super::runtime()?.block_on(self.serve())
+        let runtime = super::runtime()?;
+        let served = runtime.block_on(self.serve());
+        // Interrupted mid-drain: exit now, without waiting for the workers.
+        runtime.shutdown_background();
+        served
     }
 
     async fn serve(self) -> Result<()> {
