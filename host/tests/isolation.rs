@@ -473,3 +473,18 @@ fn a_second_signal_during_the_drain_exits_at_once() {
     assert!(server.printed("interrupted again"));
     let _ = slow.join();
 }
+
+#[test]
+fn framing_on_the_render_path_is_the_hosts() {
+    let (server, _dir) = fixtures("[[routes]]\npath = \"/framing\"\npage = \"/framing\"\n");
+    let page = get(server.address, "/framing");
+    assert_eq!((page.status, page.text().as_str()), (200, "hello world"));
+    assert_eq!(page.header("content-length"), Some("11"));
+    assert_eq!(page.header("x-kept"), Some("yes"));
+    for dropped in ["transfer-encoding", "upgrade"] {
+        assert_eq!(page.header(dropped), None, "{dropped}");
+    }
+    let informational = get(server.address, "/framing?status=101");
+    assert_eq!(informational.status, 500);
+    assert!(server.printed("the rendered page has an invalid status 101"));
+}

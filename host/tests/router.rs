@@ -144,7 +144,7 @@ fn wrong_components_are_refused_at_startup_with_the_world_to_target() {
         stderr.trim(),
         format!(
             "error: `{APP_COMPONENT}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
-             nor `switchyard:server/renderer@0.1.0` from the app (target the `switchyard:server/router` world)"
+             nor `switchyard:server/renderer@0.2.0` from the app (target the `switchyard:server/router` world)"
         )
     );
     let stderr = run_failing(SWITCHYARD, &["check", ROUTER_COMPONENT], dir.path());

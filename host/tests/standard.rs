@@ -433,7 +433,7 @@ fn what_needs_a_renderer_says_so() {
         let stderr = run_failing(SWITCHYARD, &["check"], dir.path());
         assert!(
             stderr.contains("key `routes[0].page`: route `/about` renders page `/a`")
-                && stderr.contains("switchyard:server/renderer@0.1.0"),
+                && stderr.contains("switchyard:server/renderer@0.2.0"),
             "{name}: {stderr}"
         );
     }
@@ -449,7 +449,7 @@ fn what_needs_a_renderer_says_so() {
         dir.path(),
     );
     assert!(
-        stderr.contains("imports `switchyard:server/renderer@0.1.0`, but the app"),
+        stderr.contains("imports `switchyard:server/renderer@0.2.0`, but the app"),
         "{stderr}"
     );
     let stderr = run_failing(

@@ -2,7 +2,7 @@
 
 use crate::bindings::exports::switchyard::server::renderer;
 use crate::bindings::exports::wasi::http::incoming_handler;
-use crate::bindings::switchyard::server::types::{Page, RenderError, RequestInfo};
+use crate::bindings::switchyard::server::types::{Page, RequestInfo};
 use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 use crate::pages::Mode;
 use crate::{App, Pages, Request, Response};
@@ -37,19 +37,22 @@ impl<A: App> incoming_handler::Guest for Exports<A> {
 }
 
 impl<A: App> renderer::Guest for Exports<A> {
+    /// A page the app does not have renders its `/404` page, here and
+    /// only here (the host and routers leave the fallback to the app).
     fn render(
         page: String,
         query: Vec<(String, String)>,
         info: RequestInfo,
-    ) -> Result<Page, RenderError> {
-        let mut request = Request::from(info);
-        request.query = query;
+    ) -> Result<Page, String> {
+        let request = Request::rendering(info, query);
         let if_none_match = request.header("if-none-match").map(str::to_string);
-        match pages::<A>().render(&page, &request, Mode::from_env()) {
-            None => Err(RenderError::NotFound),
-            Some(Ok(response)) => Ok(response.finish(if_none_match.as_deref()).into()),
-            Some(Err(error)) => Err(RenderError::Failed(format!("{error:#}"))),
-        }
+        let pages = pages::<A>();
+        let response = match pages.render(&page, &request, Mode::from_env()) {
+            None => pages.not_found(&request),
+            Some(Ok(response)) => response,
+            Some(Err(error)) => return Err(format!("{error:#}")),
+        };
+        Ok(response.finish(if_none_match.as_deref()).into())
     }
 
     fn pages() -> Vec<String> {

@@ -1,5 +1,6 @@
 //! The request a page reads: method, decoded path, query, headers, body.
 
+#[cfg(not(feature = "router"))]
 use crate::bindings::switchyard::server::types::RequestInfo;
 
 /// A request as a page sees it.
@@ -115,13 +116,15 @@ impl Request {
     }
 }
 
-impl From<RequestInfo> for Request {
-    fn from(info: RequestInfo) -> Self {
+#[cfg(not(feature = "router"))]
+impl Request {
+    /// The request a `render` call describes: `info`, with `query`.
+    pub(crate) fn rendering(info: RequestInfo, query: Vec<(String, String)>) -> Self {
         Self {
             method: info.method,
             path: info.path,
             raw_query: String::new(),
-            query: info.query,
+            query,
             headers: info.headers,
             body: Vec::new(),
             error: None,

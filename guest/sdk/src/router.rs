@@ -54,14 +54,14 @@ pub trait Router: 'static {
 /// The app behind the router: `app.render` and `app.getRequestHandler()`.
 pub mod app {
     use super::Action;
+    use crate::Request;
     use crate::bindings::switchyard::server::renderer;
-    use crate::bindings::switchyard::server::types::{RenderError, RequestInfo};
-    use crate::{Request, Response};
+    use crate::bindings::switchyard::server::types::RequestInfo;
 
     /// `app.render(req, res, page, query)`: render the app's page named
     /// `page` (`/a`, `/posts/[id]`) with `query`. A page the app does not
-    /// have renders its `/404` page with 404; a page that fails (and whose
-    /// `/_error` page fails too) is an error.
+    /// have renders its `/404` page with 404 (the app does that); a page
+    /// that fails, and whose `/_error` page fails too, is an error.
     pub fn render(
         req: &Request,
         page: &str,
@@ -70,19 +70,11 @@ pub mod app {
         let info = RequestInfo {
             method: req.method().to_string(),
             path: req.path().to_string(),
-            query: query.clone(),
             headers: req.headers().to_vec(),
         };
         match renderer::render(page, &query, &info) {
             Ok(page) => Ok(Action::Respond(page.into())),
-            Err(RenderError::Failed(message)) => anyhow::bail!("page `{page}` failed: {message}"),
-            Err(RenderError::NotFound) => {
-                let not_found = match renderer::render("/404", &[], &info) {
-                    Ok(page) => Response::from(page),
-                    Err(_) => Response::text("404: This page could not be found."),
-                };
-                Ok(Action::Respond(not_found.with_status(404)))
-            }
+            Err(message) => anyhow::bail!("page `{page}` failed: {message}"),
         }
     }
 

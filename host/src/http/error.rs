@@ -24,7 +24,7 @@ pub enum Error {
     Timeout(Duration),
     /// A page was asked for by name, but the app has no renderer.
     #[error(
-        "the app is a {0}: rendering a page by name needs its `switchyard:server/renderer@0.1.0` export"
+        "the app is a {0}: rendering a page by name needs its `switchyard:server/renderer@0.2.0` export"
     )]
     NoRenderer(AppKind),
     /// `prepare()` has not completed.

@@ -1,25 +1,35 @@
 //! `app.render(req, res, page, query)`: call the guest's typed `renderer`
 //! export (in a fresh instance, or an idle one with instance reuse) and turn
-//! the page into a response.
+//! the page into a response. The app owns its fallbacks (`/404`,
+//! `/_error`); the host owns the framing: the page's own framing and
+//! hop-by-hop headers are dropped, and the length is the body's.
 
 use super::error::Error;
 use crate::body::{Body, full};
 use crate::prepared::Prepared;
 use crate::routing::Pairs;
-use crate::wasm::bindings::{Page, RenderError, RequestInfo};
+use crate::wasm::bindings::{Page, RequestInfo};
 use crate::wasm::store::Host;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use std::borrow::Cow;
+use wasmtime::bail;
 use wasmtime::error::Context;
 use wasmtime::format_err;
 
-/// The page rendered when the app has no page of the asked name.
-const NOT_FOUND_PAGE: &str = "/404";
+/// Headers of a message's framing and of one connection: the host's to set.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    HeaderName::from_static("keep-alive"),
+];
 
 /// Render `page` with `query`. A page the app does not have renders the
-/// app's `/404` page with status 404, as in Next.js; it is told the same
-/// request, query included.
+/// app's `/404` page with status 404, as in Next.js (the app does it).
 pub(crate) async fn render(
     prepared: &Prepared,
     request: &RequestParts<'_>,
@@ -38,21 +48,11 @@ pub(crate) async fn render(
     let info = RequestInfo {
         method: request.method,
         path: &request.path,
-        query: &query,
         headers: &headers,
     };
-    match call(prepared, page, &query, info.clone()).await? {
-        Ok(rendered) => to_response(rendered),
-        Err(RenderError::Failed(message)) => {
-            Err(Error::Guest(format_err!("page `{page}` failed: {message}")))
-        }
-        Err(RenderError::NotFound) => match call(prepared, NOT_FOUND_PAGE, &[], info).await? {
-            Ok(rendered) => to_response(Page {
-                status: 404,
-                ..rendered
-            }),
-            Err(_) => Ok(plain_not_found()),
-        },
+    match call(prepared, page, &query, info).await? {
+        Ok(rendered) => Ok(to_response(rendered)?),
+        Err(message) => Err(Error::Guest(format_err!("page `{page}` failed: {message}"))),
     }
 }
 
@@ -63,7 +63,7 @@ async fn call(
     page: &str,
     query: &[(&str, &str)],
     info: RequestInfo<'_>,
-) -> Result<Result<Page, RenderError>, Error> {
+) -> Result<Result<Page, String>, Error> {
     let renderer = prepared
         .renderer
         .as_ref()
@@ -93,8 +93,13 @@ async fn call(
     }
 }
 
-/// The page as a response. The header strings are moved, not copied.
-fn to_response(page: Page) -> Result<Response<Body>, Error> {
+/// The page as a response: a final status (200 to 999), its headers but
+/// the framing ones, and the length of its body. The header strings are
+/// moved, not copied.
+fn to_response(page: Page) -> wasmtime::Result<Response<Body>> {
+    if !(200..=999).contains(&page.status) {
+        bail!("the rendered page has an invalid status {}", page.status);
+    }
     let mut response = Response::new(full(page.body));
     *response.status_mut() = StatusCode::from_u16(page.status)
         .with_context(|| format!("the rendered page has an invalid status {}", page.status))?;
@@ -103,19 +108,14 @@ fn to_response(page: Page) -> Result<Response<Body>, Error> {
     for (name, value) in page.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .with_context(|| format!("the rendered page has an invalid header name `{name}`"))?;
+        if HOP_BY_HOP.contains(&name) {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(Bytes::from(value))
             .with_context(|| format!("the rendered page has an invalid value for `{name}`"))?;
         headers.append(name, value);
     }
     Ok(response)
-}
-
-fn plain_not_found() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::NOT_FOUND)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(full("404: This page could not be found."))
-        .expect("a static response is valid")
 }
 
 /// What the renderer is told of the request (method, decoded path,

@@ -18,4 +18,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use exports::switchyard::server::renderer::{Page, RenderError, RequestInfo};
+pub(crate) use exports::switchyard::server::renderer::{Page, RequestInfo};

@@ -16,7 +16,7 @@ use wasmtime::{Result, bail, format_err};
 /// The app's default handler, as routers import and apps export it.
 const HANDLER: &str = "wasi:http/incoming-handler@0.2";
 /// The app's renderer.
-const RENDERER: &str = "switchyard:server/renderer@0.1";
+const RENDERER: &str = "switchyard:server/renderer@0.2";
 /// What to tell the author of a component that is not a router.
 const ROUTER_WORLD: &str = "target the `switchyard:server/router` world";
 
@@ -56,7 +56,7 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
         if find(&imports, HANDLER).is_none() && find(&imports, RENDERER).is_none() {
             bail!(
                 "`{path}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
-                 nor `switchyard:server/renderer@0.1.0` from the app ({ROUTER_WORLD})"
+                 nor `switchyard:server/renderer@0.2.0` from the app ({ROUTER_WORLD})"
             );
         }
         let instance = graph.instantiate(id);

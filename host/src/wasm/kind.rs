@@ -16,7 +16,7 @@ const P3_HANDLER: &str = "wasi:http/handler@0.3.";
 /// Our typed export: `switchyard:server/renderer`, any version.
 pub(crate) const RENDERER: &str = "switchyard:server/renderer@";
 /// The full name of the renderer export, for messages.
-pub(crate) const RENDERER_EXPORT: &str = "switchyard:server/renderer@0.1.0";
+pub(crate) const RENDERER_EXPORT: &str = "switchyard:server/renderer@0.2.0";
 
 /// The kinds of app Switchyard serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(
             kind(&[
                 "wasi:http/incoming-handler@0.2.12",
-                "switchyard:server/renderer@0.1.0"
+                "switchyard:server/renderer@0.2.0"
             ]),
             AppKind::Switchyard
         );
@@ -196,7 +196,7 @@ mod tests {
             .to_string();
         assert!(error.contains("its exports: wasi:cli/run@0.2.0"), "{error}");
         let router = interface(
-            &["switchyard:server/renderer@0.1.0"],
+            &["switchyard:server/renderer@0.2.0"],
             &["wasi:http/incoming-handler@0.2.12"],
         );
         assert!(
