@@ -5,14 +5,23 @@
 //! inside the folder: `..`, absolute paths, backslashes, NULs and symlinks
 //! that lead outside answer "not here" (the request goes on to the app, which
 //! answers 404). Responses carry `content-type`, a weak `ETag` and
-//! `Last-Modified` (a matching `If-None-Match` gets 304) and
-//! `Cache-Control: public, max-age=0`, as Next.js sends for `public/`.
+//! `Last-Modified` (a matching `If-None-Match` gets 304),
+//! `Cache-Control: public, max-age=0` and `Accept-Ranges: bytes`, as Next.js
+//! sends for `public/`. Files are streamed in chunks (tower-http's
+//! `ServeFile`), never read whole, and `Range` requests get 206 or 416
+//! (`If-Range` with a date that no longer matches gets the whole file).
 
-use crate::body::{Body, full};
-use http::{HeaderMap, Method, Response, StatusCode, header};
+use crate::body::{Body, BodyError, full};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+/// How much of a file is read at a time.
+const CHUNK: usize = 64 << 10;
 
 /// A folder of static files.
 #[derive(Debug, Clone)]
@@ -31,16 +40,12 @@ impl PublicDir {
 
     /// The response for the file at request path `path`, or `None` when
     /// there is no such file in the folder (or the method is not GET/HEAD).
-    pub(crate) async fn serve(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-    ) -> Option<Response<Body>> {
+    pub(crate) async fn serve<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
+        let (method, headers) = (request.method(), request.headers());
         if method != Method::GET && method != Method::HEAD {
             return None;
         }
-        let file = self.resolve(path)?;
+        let file = self.resolve(request.uri().path())?;
         let metadata = tokio::fs::metadata(&file).await.ok()?;
         if !metadata.is_file() {
             return None;
@@ -50,11 +55,12 @@ impl PublicDir {
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
         let etag = format!("W/\"{:x}-{seconds:x}\"", metadata.len());
+        let last_modified = modified.map(httpdate::fmt_http_date);
         let mut response = Response::builder()
             .header(header::ETAG, &etag)
             .header(header::CACHE_CONTROL, "public, max-age=0");
-        if let Some(modified) = modified {
-            response = response.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        if let Some(last_modified) = &last_modified {
+            response = response.header(header::LAST_MODIFIED, last_modified);
         }
         let not_modified = headers
             .get(header::IF_NONE_MATCH)
@@ -74,12 +80,44 @@ impl PublicDir {
             mime_guess::mime::TEXT => format!("{content_type}; charset=utf-8"),
             _ => content_type.to_string(),
         };
-        let bytes = tokio::fs::read(&file).await.ok()?;
-        response
-            .header(header::CONTENT_TYPE, content_type)
-            .header(header::CONTENT_LENGTH, bytes.len())
-            .body(full(bytes))
-            .ok()
+        // What ServeFile needs to know: the method, and the range asked for
+        // while the file is still the one the client has (a weak ETag never
+        // matches `If-Range`; a date must be the file's own).
+        let mut forwarded = Request::builder().method(method).uri(request.uri());
+        let range_applies = match headers.get(header::IF_RANGE) {
+            None => true,
+            Some(validator) => last_modified
+                .as_deref()
+                .is_some_and(|date| validator.as_bytes() == date.as_bytes()),
+        };
+        if range_applies && let Some(range) = headers.get(header::RANGE) {
+            forwarded = forwarded.header(header::RANGE, range);
+        }
+        let forwarded = forwarded.body(()).ok()?;
+        let served = ServeFile::new(&file)
+            .with_buf_chunk_size(CHUNK)
+            .oneshot(forwarded)
+            .await
+            .ok()?;
+        let (parts, body) = served.into_parts();
+        let mut response = response
+            .status(parts.status)
+            .body(
+                body.map_err(|error| BodyError::InternalError(Some(error.to_string())))
+                    .boxed_unsync(),
+            )
+            .ok()?;
+        let headers = response.headers_mut();
+        for (name, value) in parts.headers {
+            if let Some(name) = name {
+                headers.insert(name, value);
+            }
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&content_type).ok()?,
+        );
+        Some(response)
     }
 
     /// The file for request path `path`, if it is inside the folder.

@@ -488,3 +488,107 @@ fn framing_on_the_render_path_is_the_hosts() {
     assert_eq!(informational.status, 500);
     assert!(server.printed("the rendered page has an invalid status 101"));
 }
+
+/// `switchyard serve FIXTURES` with a `public/` folder holding `files`.
+fn with_public(files: &[(&str, &[u8])]) -> (Server, tempfile::TempDir) {
+    let dir = config_dir("public_dir = \"public\"\n");
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join("public").join(name), bytes).unwrap();
+    }
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    (Server::start(SWITCHYARD, &args, Some(dir.path()), &[]), dir)
+}
+
+#[test]
+fn static_files_answer_ranges() {
+    let (server, _dir) = with_public(&[("digits.txt", b"0123456789")]);
+    let address = server.address;
+    let whole = get(address, "/digits.txt");
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    let last_modified = whole.header("last-modified").unwrap().to_string();
+    let part = request(
+        address,
+        "GET",
+        "/digits.txt",
+        &[("range", "bytes=2-4")],
+        b"",
+    );
+    assert_eq!((part.status, part.text().as_str()), (206, "234"));
+    assert_eq!(part.header("content-range"), Some("bytes 2-4/10"));
+    let beyond = request(
+        address,
+        "GET",
+        "/digits.txt",
+        &[("range", "bytes=20-30")],
+        b"",
+    );
+    assert_eq!(beyond.status, 416);
+    // If-Range: the range holds only while the file is the one named.
+    let same = [("range", "bytes=0-0"), ("if-range", last_modified.as_str())];
+    assert_eq!(
+        request(address, "GET", "/digits.txt", &same, b"").status,
+        206
+    );
+    let stale = [
+        ("range", "bytes=0-0"),
+        ("if-range", "Mon, 01 Jan 2001 00:00:00 GMT"),
+    ];
+    let whole_again = request(address, "GET", "/digits.txt", &stale, b"");
+    assert_eq!((whole_again.status, whole_again.body.len()), (200, 10));
+}
+
+#[test]
+fn slow_readers_of_a_large_static_file_cost_little_memory() {
+    let big = vec![b'z'; 48 << 20];
+    let (server, _dir) = with_public(&[("big.bin", &big)]);
+    let before = rss_kib(server.pid());
+    let readers: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.address).unwrap();
+            stream
+                .write_all(b"GET /big.bin HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let mut first = [0u8; 1];
+            stream.read_exact(&mut first).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(server.pid());
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB with 4 stalled readers"
+    );
+    drop(readers);
+    assert_eq!(get(server.address, "/").status, 200);
+}
+
+#[test]
+fn one_canonical_path_for_routes_redirects_files_and_guests() {
+    let dir = config_dir(
+        "public_dir = \"public\"\n[[redirects]]\nsource = \"/old\"\ndestination = \"/\"\n[[redirects]]\nsource = \"/go/{x}\"\ndestination = \"/{x}\"\n",
+    );
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    std::fs::write(dir.path().join("public/hello.txt"), "hi").unwrap();
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let address = server.address;
+    // `/%6Fld` is `/old`, `/h%65llo.txt` is `/hello.txt`, everywhere.
+    assert_eq!(get(address, "/%6Fld").status, 307);
+    assert_eq!(get(address, "/h%65llo.txt").text(), "hi");
+    // Redirect parameters cannot lead off the site or into the headers.
+    for (path, location) in [
+        ("/go/%2Fevil.example", "/%2Fevil.example"),
+        ("/go/%5Cevil.example", "/%5Cevil.example"),
+        ("/go/%0D%0ASet-Cookie:%20x", "/%0D%0ASet-Cookie:%20x"),
+    ] {
+        let answer = get(address, path);
+        assert_eq!(
+            (answer.status, answer.header("location")),
+            (307, Some(location)),
+            "{path}"
+        );
+        assert_eq!(answer.header("set-cookie"), None);
+    }
+}

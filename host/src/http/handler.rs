@@ -5,13 +5,14 @@ use super::admission::Admitted;
 use super::error::Error;
 use crate::body::{Body, full};
 use crate::prepared::Shared;
-use crate::routing::Routed;
+use crate::routing::{self, Routed};
 use bytes::Bytes;
 use http::{Request, Response, header};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use wasmtime::format_err;
 
 /// Handles every request of an [`App`](crate::App); cheap to clone.
 #[derive(Clone)]
@@ -51,10 +52,12 @@ impl RequestHandler {
         B::Error: Into<BoxError>,
     {
         let prepared = self.shared.current().ok_or(Error::NotPrepared)?;
+        let mut request = request;
+        canonicalize(&mut request);
         let uri = request.uri();
         let routed = prepared.routes.route(uri.path(), uri.query().unwrap_or(""));
         if let Some(Routed::Redirect { status, location }) = routed {
-            return Ok(redirect(status, &location));
+            return redirect(status, &location);
         }
         let prepared = Admitted::new(prepared)?;
         if let Some(Routed::Page { page, query }) = routed {
@@ -62,9 +65,7 @@ impl RequestHandler {
             return super::render::render(&prepared, &parts, &page, &query).await;
         }
         if let Some(public) = &prepared.public
-            && let Some(file) = public
-                .serve(request.method(), uri.path(), request.headers())
-                .await
+            && let Some(file) = public.serve(&request).await
         {
             return Ok(file);
         }
@@ -72,8 +73,29 @@ impl RequestHandler {
     }
 }
 
-/// A redirect as Next.js sends it (308s also carry `Refresh`).
-fn redirect(status: u16, location: &str) -> Response<Body> {
+/// Give `request` its path's canonical form (`/%61` is `/a`), which host
+/// routes, redirects, static files and the guest all see.
+fn canonicalize<B>(request: &mut Request<B>) {
+    let uri = request.uri();
+    let Some(path) = routing::canonical_path(uri.path()) else {
+        return;
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(path_and_query) = path_and_query.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+}
+
+/// A redirect as Next.js sends it (308s also carry `Refresh`). A location
+/// that is not a valid header is the config's fault: a logged 500.
+fn redirect(status: u16, location: &str) -> Result<Response<Body>, Error> {
     let mut response = Response::builder()
         .status(status)
         .header(header::LOCATION, location)
@@ -83,7 +105,7 @@ fn redirect(status: u16, location: &str) -> Response<Body> {
     }
     response
         .body(full(location.to_string()))
-        .unwrap_or_else(|_| Response::new(full("invalid redirect location")))
+        .map_err(|error| Error::Host(format_err!("invalid redirect location: {error}")))
 }
 
 impl hyper::service::Service<Request<hyper::body::Incoming>> for RequestHandler {

@@ -165,8 +165,14 @@ impl RouteTable {
     /// `None`: the request goes on to the app's default handler.
     pub fn route(&self, path: &str, query: &str) -> Option<Routed> {
         if let Ok(found) = self.redirects.at(path) {
-            let params = decoded(&found.params);
-            let mut location = fill(&found.value.destination, &params);
+            // Parameters go into a URL as they came (still encoded), with
+            // anything that could end the path escaped.
+            let params: Pairs = found
+                .params
+                .iter()
+                .map(|(name, value)| (name.to_string(), escape_raw(value)))
+                .collect();
+            let mut location = no_protocol_relative(fill(&found.value.destination, &params));
             if !query.is_empty() && !location.contains('?') {
                 location = format!("{location}?{query}");
             }
@@ -235,12 +241,92 @@ fn decoded(params: &matchit::Params<'_, '_>) -> Pairs {
 }
 
 /// `template` with each `{name}` replaced by the parameter's value.
+/// In one pass, so a value that holds `{other}` stays as it is.
 fn fill(template: &str, params: &Pairs) -> String {
-    params
-        .iter()
-        .fold(template.to_string(), |text, (name, value)| {
-            text.replace(&format!("{{{name}}}"), value)
-        })
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = after[..close].trim_start_matches('*');
+        match params.iter().find(|(param, _)| param == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a raw path parameter must escape to stay a path: controls, space,
+/// and the characters that end a path or are not allowed in one (its `%`
+/// escapes and, in a `{*rest}`, its `/` are kept).
+const NOT_IN_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn escape_raw(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, NOT_IN_PATH).to_string()
+}
+
+/// A path that starts with `//` or `/\` would send a browser to another
+/// host: keep one slash.
+fn no_protocol_relative(location: String) -> String {
+    if location.starts_with("//") || location.starts_with("/\\") {
+        let rest = location.trim_start_matches(['/', '\\']);
+        format!("/{rest}")
+    } else {
+        location
+    }
+}
+
+/// The canonical form of a request path (RFC 3986 section 6.2.2): escapes
+/// of unreserved characters decoded (`/%61` is `/a`), the hex digits of the
+/// others in upper case. Host routes, redirects, static files and guests
+/// all see this one form. `None` when the path is canonical already.
+pub fn canonical_path(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escape {
+            Some(byte) if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) => {
+                out.push(byte as char);
+                i += 3;
+            }
+            Some(byte) => {
+                out.push_str(&format!("%{byte:02X}"));
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i] as char);
+                i += 1;
+            }
+        }
+    }
+    (out != path).then_some(out)
 }
 
 /// A matchit insertion error in the words of the config.
@@ -361,9 +447,55 @@ mod tests {
             table.route("/old/x%20y", "q=1"),
             Some(Routed::Redirect {
                 status: 308,
-                location: "/blog/x y?q=1".into()
+                location: "/blog/x%20y?q=1".into()
             })
         );
+    }
+
+    fn location(table: &RouteTable, path: &str) -> String {
+        match table.route(path, "") {
+            Some(Routed::Redirect { location, .. }) => location,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn redirect_parameters_cannot_leave_the_site_or_inject() {
+        let table = table(
+            "[[redirects]]\nsource = \"/go/{x}\"\ndestination = \"/{x}\"\n\
+             [[redirects]]\nsource = \"/two/{a}/{b}\"\ndestination = \"/t/{a}/{b}\"\n\
+             [[redirects]]\nsource = \"/docs/{*rest}\"\ndestination = \"/d/{rest}\"\n",
+        );
+        assert_eq!(location(&table, "/go/%2Fevil.example"), "/%2Fevil.example");
+        assert_eq!(location(&table, "/go/%5Cevil.example"), "/%5Cevil.example");
+        assert_eq!(
+            location(&table, "/go/%0d%0aSet-Cookie:x"),
+            "/%0d%0aSet-Cookie:x"
+        );
+        assert_eq!(location(&table, "/two/%7Bb%7D/x"), "/t/%7Bb%7D/x");
+        assert_eq!(location(&table, "/docs/a/b%20c"), "/d/a/b%20c");
+    }
+
+    #[test]
+    fn empty_parameters_cannot_make_a_protocol_relative_location() {
+        assert_eq!(
+            no_protocol_relative("//evil.example".into()),
+            "/evil.example"
+        );
+        assert_eq!(
+            no_protocol_relative("/\\evil.example".into()),
+            "/evil.example"
+        );
+        assert_eq!(no_protocol_relative("/fine//x".into()), "/fine//x");
+    }
+
+    #[test]
+    fn canonical_paths_decode_unreserved_escapes_only() {
+        assert_eq!(canonical_path("/%61"), Some("/a".into()));
+        assert_eq!(canonical_path("/a%2fb%2Fc"), Some("/a%2Fb%2Fc".into()));
+        assert_eq!(canonical_path("/x%7E%20y"), Some("/x~%20y".into()));
+        assert_eq!(canonical_path("/plain"), None);
+        assert_eq!(canonical_path("/bad%zz"), None);
     }
 
     #[test]
