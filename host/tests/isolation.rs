@@ -592,3 +592,50 @@ fn one_canonical_path_for_routes_redirects_files_and_guests() {
         assert_eq!(answer.header("set-cookie"), None);
     }
 }
+
+#[test]
+fn a_tampered_compile_cache_is_never_executed() {
+    let cache = tempfile::tempdir().unwrap();
+    let envs = [("XDG_CACHE_HOME", cache.path().to_str().unwrap())];
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    drop(Server::start(SWITCHYARD, &args, Some(dir.path()), &envs));
+    let artifacts: Vec<_> = std::fs::read_dir(cache.path().join("switchyard"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1);
+    // Other machine code of the same length: not what was compiled.
+    let length = std::fs::metadata(&artifacts[0]).unwrap().len() as usize;
+    std::fs::write(&artifacts[0], vec![0xcc; length]).unwrap();
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &envs);
+    assert_eq!(get(server.address, "/").text(), "fixtures");
+    assert!(server.printed("does not match its digest"));
+    drop(server);
+
+    // A cache directory others may write is refused, by name.
+    use std::os::unix::fs::PermissionsExt;
+    let shared = cache.path().join("switchyard");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let check = |args: &[&str]| {
+        switchyard_tests::process::run_with(
+            SWITCHYARD,
+            args,
+            Some(dir.path()),
+            &envs,
+            Duration::from_secs(60),
+        )
+    };
+    let (status, _, stderr) = check(&["check", FIXTURES_COMPONENT]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "the compile cache `{}` may be written by other users",
+            shared.display()
+        )),
+        "{stderr}"
+    );
+    let (status, _, stderr) = check(&["check", FIXTURES_COMPONENT, "--no-cache"]);
+    assert!(status.success(), "--no-cache needs no cache: {stderr}");
+}

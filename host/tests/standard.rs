@@ -396,7 +396,15 @@ fn the_compile_cache_and_dev_swaps_work_across_kinds() {
     drop(server);
     let cached = |dir: &Path| {
         std::fs::read_dir(dir.join("switchyard"))
-            .map(|entries| entries.count())
+            .map(|entries| {
+                entries
+                    .filter(|entry| {
+                        entry.as_ref().is_ok_and(|entry| {
+                            entry.path().extension().is_some_and(|ext| ext == "cwasm")
+                        })
+                    })
+                    .count()
+            })
             .unwrap_or(0)
     };
     assert_eq!(cached(cache.path()), 2, "one artifact per component");

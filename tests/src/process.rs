@@ -196,7 +196,18 @@ pub fn run(
     dir: Option<&Path>,
     timeout: Duration,
 ) -> (ExitStatus, String, String) {
-    let mut child = command(program.as_ref(), args, dir, &[])
+    run_with(program, args, dir, &[], timeout)
+}
+
+/// [`run`], with `envs` added to its environment.
+pub fn run_with(
+    program: impl AsRef<Path>,
+    args: &[&str],
+    dir: Option<&Path>,
+    envs: &[(&str, &str)],
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
+    let mut child = command(program.as_ref(), args, dir, envs)
         .spawn()
         .expect("failed to start the program");
     let mut stdout = child.stdout.take().unwrap();

@@ -57,6 +57,9 @@ pub(crate) struct AppArgs {
     /// for a chain, outermost first [default: the config's `router`].
     #[arg(long, value_name = "ROUTER.wasm")]
     pub(crate) router: Vec<PathBuf>,
+    /// Compile at every start: neither read nor write the compile cache.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 impl AppArgs {
@@ -71,6 +74,9 @@ impl AppArgs {
         }
         for router in &self.router {
             builder = builder.router(router);
+        }
+        if self.no_cache {
+            builder = builder.cache_dir(None);
         }
         builder
     }

@@ -3,6 +3,7 @@
 //! WIT, compositions of routers and apps, and the WASIp3 handler glue.
 
 pub(crate) mod bindings;
+pub(crate) mod cache;
 pub mod component;
 pub mod compose;
 pub(crate) mod engine;
