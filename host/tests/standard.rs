@@ -277,6 +277,17 @@ fn grants_are_given_one_by_one() {
         assert_eq!(denied.status, 502, "{name}: {}", denied.text());
         drop(server);
 
+        // `*` is any public host: never loopback (nor private, link-local...).
+        let (server, _dir) = serve(component, "[grants]\noutgoing_http = [\"*\"]\n");
+        let denied = get(server.address, &format!("/fetch?url=http://{upstream}/"));
+        assert_eq!(denied.status, 502, "{name}: {}", denied.text());
+        let named = get(
+            server.address,
+            &format!("/fetch?url=http://localhost:{}/", upstream.port()),
+        );
+        assert_eq!(named.status, 502, "{name}: {}", named.text());
+        drop(server);
+
         let config = format!(
             "[grants]\nenv = {{ GREETING = \"hi\" }}\ndirs = {{ \"/data\" = {:?} }}\noutgoing_http = [\"{upstream}\"]\n",
             data.path().display().to_string()

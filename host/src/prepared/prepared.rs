@@ -11,6 +11,7 @@ use crate::wasm::component;
 use crate::wasm::compose;
 use crate::wasm::engine::{self, EngineSettings};
 use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
+use crate::wasm::outgoing::{Grant, Outgoing};
 use crate::wasm::p3::{P3Handler, P3Settings};
 use crate::wasm::pool::{self, Pool};
 use crate::wasm::store::{Host, StoreSettings};
@@ -257,9 +258,28 @@ fn store_settings(resolved: &Resolved) -> Result<StoreSettings> {
     Ok(StoreSettings {
         env: Arc::from(env),
         dirs: Arc::from(dirs),
-        outgoing_http: Arc::from(grants.outgoing_http.clone()),
+        outgoing_http: Outgoing::new(grants_of(resolved)?),
         max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
     })
+}
+
+/// `[grants] outgoing_http`, parsed; a bad entry names its key.
+fn grants_of(resolved: &Resolved) -> Result<Arc<[Grant]>> {
+    let grants = &resolved.config.grants.outgoing_http;
+    let parsed = grants
+        .iter()
+        .enumerate()
+        .map(|(i, grant)| {
+            Grant::parse(grant).map_err(|reason| {
+                ConfigError::invalid(
+                    &resolved.config_path(),
+                    &format!("grants.outgoing_http[{i}]"),
+                    reason,
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::from(parsed))
 }
 
 /// Read the routers and compose them in front of the app's `bytes`.

@@ -8,6 +8,7 @@ pub mod component;
 pub mod compose;
 pub(crate) mod engine;
 pub(crate) mod kind;
+pub(crate) mod outgoing;
 pub(crate) mod output;
 pub(crate) mod p3;
 pub(crate) mod pool;

@@ -6,8 +6,8 @@
 //! config grants them one by one. Its stdout and stderr go to the server's,
 //! line by line, prefixed and escaped (`output`).
 
+use super::outgoing::Outgoing;
 use super::output::OutputLabel;
-use http_body_util::BodyExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -27,8 +27,8 @@ pub(crate) struct StoreSettings {
     pub(crate) env: Arc<[(String, String)]>,
     /// Directories the guest may read: (host path, guest path).
     pub(crate) dirs: Arc<[(PathBuf, String)]>,
-    /// Hosts the guest may send HTTP requests to (`*`: any).
-    pub(crate) outgoing_http: Arc<[String]>,
+    /// Where the guest may send HTTP requests.
+    pub(crate) outgoing_http: Outgoing,
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: usize,
 }
@@ -71,7 +71,7 @@ impl Host {
             table: ResourceTable::new(),
             limits,
             hooks: OutgoingPolicy {
-                allowed: settings.outgoing_http.clone(),
+                outgoing: settings.outgoing_http.clone(),
             },
         };
         let mut store = Store::new(engine, host);
@@ -108,27 +108,10 @@ impl WasiHttpView for Host {
     }
 }
 
-/// `wasi:http` hooks that refuse every outgoing request but to the hosts
-/// `[grants] outgoing_http` names.
+/// `wasi:http` hooks: outgoing requests go through the grants.
 struct OutgoingPolicy {
-    allowed: Arc<[String]>,
+    outgoing: Outgoing,
 }
-
-impl OutgoingPolicy {
-    fn allows(&self, uri: &http::Uri) -> bool {
-        let Some(authority) = uri.authority() else {
-            return false;
-        };
-        self.allowed.iter().any(|allowed| {
-            allowed == "*" || allowed == authority.host() || allowed == authority.as_str()
-        })
-    }
-}
-
-type Sent = (
-    http::Response<HyperOutgoingBody>,
-    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-);
 
 impl WasiHttpHooks for OutgoingPolicy {
     fn send_request(
@@ -136,15 +119,18 @@ impl WasiHttpHooks for OutgoingPolicy {
         request: http::Request<HyperOutgoingBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = Result<Sent, wasmtime_wasi_http::Error>> + Send> {
-        if !self.allows(request.uri()) {
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
-                Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
-        })
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<HyperOutgoingBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        let outgoing = self.outgoing.clone();
+        Box::new(async move { outgoing.send(request, options).await })
     }
 }

@@ -1,0 +1,340 @@
+//! Outgoing HTTP from a guest: refused unless `[grants] outgoing_http`
+//! grants the destination, and then sent to the address that was checked.
+//!
+//! A grant is `*` (any host), a host name (`api.example.com`, compared
+//! without regard to case) or an IP address, each with an optional port
+//! (`api.example.com:8443`, `127.0.0.1:8080`, `[::1]:8080`); without a port
+//! only 80 and 443 are allowed. The destination is resolved once, here:
+//! under `*`, an address that is loopback, private, link-local, shared,
+//! unspecified or multicast is refused (so neither a name that resolves to
+//! one, nor DNS rebinding, reaches the host's own network); reaching one
+//! takes a grant of that address. The connection goes to the address that
+//! was checked, never to a second resolution of the name.
+
+use http::uri::Scheme;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error, RequestOptions};
+
+/// How long connecting (and the TLS and HTTP handshakes) may take, unless
+/// the guest asks for less.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the first byte of the answer may take, unless the guest asks for less.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One entry of `[grants] outgoing_http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// `*`: any host on a public address.
+    Any { port: Option<u16> },
+    /// A host name, lower case.
+    Host { name: String, port: Option<u16> },
+    /// An IP address, granted whatever kind of address it is.
+    Address { ip: IpAddr, port: Option<u16> },
+}
+
+impl Grant {
+    /// Parse `text`; `Err` says why it is not a grant.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let (host, port) = split_port(text)?;
+        if host == "*" {
+            return Ok(Grant::Any { port });
+        }
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+            return Ok(Grant::Address { ip, port });
+        }
+        let valid = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !valid {
+            return Err(format!(
+                "`{text}` is not a host name, an IP address or `*` (with an optional `:PORT`)"
+            ));
+        }
+        Ok(Grant::Host {
+            name: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn allows_port(&self, port: u16) -> bool {
+        let granted = match self {
+            Grant::Any { port } | Grant::Host { port, .. } | Grant::Address { port, .. } => *port,
+        };
+        match granted {
+            Some(granted) => granted == port,
+            None => port == 80 || port == 443,
+        }
+    }
+}
+
+/// `host` and `:port` apart; IPv6 addresses come in brackets.
+fn split_port(text: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) => {
+            (host, Some(port))
+        }
+        _ => (text, None),
+    };
+    let port = port
+        .map(|port| {
+            port.parse::<u16>()
+                .map_err(|_| format!("`{text}`: `{port}` is not a port"))
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
+/// Whether `ip` is an address of the internet at large.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || a >= 240)
+        }
+        IpAddr::V6(ip) => {
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || (first & 0xffc0) == 0xfec0 // site local
+                || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+/// The guest's outgoing requests under the grants.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    grants: Arc<[Grant]>,
+}
+
+type Sent = (
+    Response<HyperOutgoingBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+);
+
+impl Outgoing {
+    pub(crate) fn new(grants: Arc<[Grant]>) -> Self {
+        Self { grants }
+    }
+
+    /// Where `request` may go: the addresses to try, or why not.
+    async fn destination(&self, uri: &http::Uri) -> Result<Vec<SocketAddr>, Error> {
+        let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let host = host.to_ascii_lowercase();
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let literal: Option<IpAddr> = host.parse().ok();
+        let grant = self
+            .grants
+            .iter()
+            .find(|grant| {
+                grant.allows_port(port)
+                    && match grant {
+                        Grant::Any { .. } => true,
+                        Grant::Host { name, .. } => *name == host,
+                        Grant::Address { ip, .. } => literal == Some(*ip),
+                    }
+            })
+            .ok_or(Error::HttpRequestDenied)?;
+        let addresses: Vec<SocketAddr> = match literal {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|_| Error::DnsError {
+                    rcode: None,
+                    info_code: None,
+                })?
+                .collect(),
+        };
+        let allowed: Vec<SocketAddr> = match grant {
+            Grant::Any { .. } => addresses
+                .into_iter()
+                .filter(|address| is_public(address.ip()))
+                .collect(),
+            Grant::Host { .. } | Grant::Address { .. } => addresses,
+        };
+        if allowed.is_empty() {
+            return Err(Error::HttpRequestDenied);
+        }
+        Ok(allowed)
+    }
+
+    /// Send `request` if the grants allow it.
+    pub(crate) async fn send(
+        &self,
+        mut request: Request<HyperOutgoingBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<Sent, Error> {
+        let addresses = self.destination(request.uri()).await?;
+        let connect_timeout = options
+            .and_then(|o| o.connect_timeout)
+            .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT));
+        let first_byte_timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .map_or(FIRST_BYTE_TIMEOUT, |t| t.min(FIRST_BYTE_TIMEOUT));
+        let https = request.uri().scheme() == Some(&Scheme::HTTPS);
+        let host = request
+            .uri()
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let connect = async {
+            let stream = TcpStream::connect(&addresses[..])
+                .await
+                .map_err(Error::Connect)?;
+            let _ = stream.set_nodelay(true);
+            let stream: Box<dyn Stream> = if https {
+                Box::new(tls(stream, &host).await?)
+            } else {
+                Box::new(stream)
+            };
+            hyper::client::conn::http1::Builder::new()
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(Error::from)
+        };
+        let (mut sender, connection) = tokio::time::timeout(connect_timeout, connect)
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+        // Origin-form on the wire: the authority is in `Host`.
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+        let connection = tokio::spawn(connection);
+        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(Error::from)?;
+        let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async move {
+            match connection.await {
+                Ok(result) => result.map_err(Error::from),
+                Err(_) => Err(Error::InternalError(Some("connection task failed".into()))),
+            }
+        });
+        let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+        Ok((response, io))
+    }
+}
+
+/// What a connection is, plain or encrypted.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// TLS over `stream` to `host`, checked against the usual web roots.
+async fn tls(stream: TcpStream, host: &str) -> Result<impl Stream, Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(Error::Tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(grants: &[&str]) -> Outgoing {
+        let grants: Vec<Grant> = grants.iter().map(|g| Grant::parse(g).unwrap()).collect();
+        Outgoing::new(Arc::from(grants))
+    }
+
+    async fn allowed(outgoing: &Outgoing, url: &str) -> bool {
+        outgoing.destination(&url.parse().unwrap()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn any_host_is_never_a_private_address() {
+        let any = outgoing(&["*"]);
+        for url in [
+            "http://127.0.0.1/",
+            "http://localhost/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+            "http://[::1]/",
+            "http://0.0.0.0/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(!allowed(&any, url).await, "{url}");
+        }
+        assert!(allowed(&any, "http://93.184.215.14/").await);
+        assert!(
+            !allowed(&any, "http://93.184.215.14:8080/").await,
+            "80 and 443 only"
+        );
+    }
+
+    #[tokio::test]
+    async fn grants_name_hosts_ports_and_addresses() {
+        let granted = outgoing(&["API.example.com:8443", "127.0.0.1:8080", "93.184.215.14"]);
+        assert!(
+            allowed(&granted, "http://127.0.0.1:8080/").await,
+            "granted by address"
+        );
+        assert!(!allowed(&granted, "http://127.0.0.1:8081/").await);
+        assert!(!allowed(&granted, "http://93.184.215.14:22/").await);
+        assert!(allowed(&granted, "https://93.184.215.14/").await);
+        let denied = granted
+            .destination(&"https://api.example.com:9999/".parse().unwrap())
+            .await;
+        assert!(matches!(denied, Err(Error::HttpRequestDenied)));
+    }
+
+    #[test]
+    fn grants_parse_or_say_why_not() {
+        assert_eq!(
+            Grant::parse("[::1]:80"),
+            Ok(Grant::Address {
+                ip: "::1".parse().unwrap(),
+                port: Some(80)
+            })
+        );
+        assert_eq!(
+            Grant::parse("Api.Example:8443"),
+            Ok(Grant::Host {
+                name: "api.example".into(),
+                port: Some(8443)
+            })
+        );
+        assert!(Grant::parse("http://x").is_err());
+        assert!(Grant::parse("x:http").is_err());
+    }
+}
