@@ -639,3 +639,69 @@ fn a_tampered_compile_cache_is_never_executed() {
     let (status, _, stderr) = check(&["check", FIXTURES_COMPONENT, "--no-cache"]);
     assert!(status.success(), "--no-cache needs no cache: {stderr}");
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let (server, _dir) = fixtures("[server]\nwrite_timeout = \"1s\"\n");
+    let mut stalled = TcpStream::connect(server.address).unwrap();
+    stalled
+        .write_all(b"GET /huge?mb=48 HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    // Read nothing while the server's writes stall past the deadline...
+    std::thread::sleep(Duration::from_secs(4));
+    // ...then everything that is left: the connection ends short.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut received = Vec::new();
+    let _ = stalled.read_to_end(&mut received);
+    assert!(received.len() < 48 << 20, "the whole body was sent");
+    assert_eq!(get(server.address, "/").status, 200);
+}
+
+#[test]
+fn an_upload_that_stalls_is_cut_off() {
+    let (server, _dir) = fixtures("[server]\nbody_read_timeout = \"1s\"\n");
+    let mut stalled = TcpStream::connect(server.address).unwrap();
+    stalled
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten.")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "still waiting for the upload"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn a_client_that_leaves_frees_its_slot_at_once() {
+    let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 2\n");
+    for _ in 0..4 {
+        let mut leaving = TcpStream::connect(server.address).unwrap();
+        leaving
+            .write_all(b"GET /slow?ms=20000 HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(leaving);
+    }
+    // Had the guests gone on, both slots would be taken for 20 s.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = get(server.address, "/").status;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slots stayed taken: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

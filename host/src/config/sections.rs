@@ -27,6 +27,12 @@ pub struct ServerConfig {
     /// Connections open at once; more are refused.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// How long an upload may go without sending data (`"30s"`).
+    #[serde(default = "default_slow_client_timeout", with = "human_duration")]
+    pub body_read_timeout: Duration,
+    /// How long a response may wait for the client to read it (`"30s"`).
+    #[serde(default = "default_slow_client_timeout", with = "human_duration")]
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +43,8 @@ impl Default for ServerConfig {
             header_read_timeout: default_header_read_timeout(),
             shutdown_timeout: default_shutdown_timeout(),
             max_connections: default_max_connections(),
+            body_read_timeout: default_slow_client_timeout(),
+            write_timeout: default_slow_client_timeout(),
         }
     }
 }
@@ -46,6 +54,10 @@ fn default_header_read_timeout() -> Duration {
 }
 
 fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_slow_client_timeout() -> Duration {
     Duration::from_secs(30)
 }
 

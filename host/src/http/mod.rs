@@ -4,6 +4,7 @@
 //! a failure becomes a response.
 
 pub(crate) mod admission;
+pub(crate) mod deadline;
 pub mod error;
 pub mod handler;
 pub(crate) mod proxy;

@@ -4,6 +4,7 @@
 //! the request timeout.
 
 use super::admission::Admitted;
+use super::deadline::ReadDeadline;
 use super::error::Error;
 use crate::body::{Body, BodyError, GuestBody};
 use crate::prepared::Handler;
@@ -44,7 +45,14 @@ where
         return Err(Error::PayloadTooLarge(max_body));
     }
     let too_large = Arc::new(AtomicBool::new(false));
-    let mut request = request.map(|body| limited(body, max_body, too_large.clone()));
+    let quiet_for = admitted.resolved.config.server.body_read_timeout;
+    let mut request = request.map(|body| {
+        limited(
+            ReadDeadline::new(body, quiet_for),
+            max_body,
+            too_large.clone(),
+        )
+    });
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         // HTTP/1.0 clients may send no Host; wasi:http requires an authority.
         request
@@ -152,7 +160,12 @@ async fn p2(
         drop(reusable);
         Err((error, timed_out))
     });
-    match receiver.await {
+    // A client that leaves before the head stops the guest at once (and
+    // frees its slot); after the head, the body takes this over.
+    let abandoned = AbortOnDrop(Some(task.abort_handle()));
+    let answer = receiver.await;
+    abandoned.disarm();
+    match answer {
         Ok(Ok(response)) => Ok(response.map(|body| {
             GuestBody::new(body, ())
                 .failed_by(failure)
@@ -169,5 +182,22 @@ async fn p2(
             Ok(Err((error, false))) => Error::Guest(error),
             Err(join) => Error::Guest(format_err!("the app's task failed: {join}")),
         }),
+    }
+}
+
+/// Aborts a task when dropped, unless disarmed first.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! connections answer keep-alive pings or are closed. Past
 //! `max_connections` open at once, new connections are refused.
 
+use super::deadline::WriteDeadline;
 use crate::config::Config;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -51,6 +52,9 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// Connections open at once; more are refused.
     pub max_connections: usize,
+    /// How long a write may wait for the client to read; then the
+    /// connection is closed.
+    pub write_timeout: Duration,
     /// Streams one HTTP/2 connection may have open at once.
     pub max_concurrent_streams: u32,
     /// Worker threads, each with its own runtime (default: one per core).
@@ -72,6 +76,7 @@ impl ServerSettings {
             max_header_size: config.limits.max_header_size,
             shutdown_timeout: server.shutdown_timeout,
             max_connections: server.max_connections,
+            write_timeout: server.write_timeout,
             max_concurrent_streams: config.limits.max_concurrent_requests.clamp(1, 256),
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
@@ -230,7 +235,10 @@ async fn serve_connections<S, B>(
     let mut opening = tokio::task::JoinSet::new();
     let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .serve_connection_with_upgrades(
+                TokioIo::new(WriteDeadline::new(stream, settings.write_timeout)),
+                service.clone(),
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
