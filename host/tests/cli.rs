@@ -461,3 +461,28 @@ fn dev_mode_swaps_in_a_new_build_without_a_restart() {
     }
     assert_eq!(get(server.address, "/").text(), "fixtures");
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_when_asked() {
+    let dir = config_dir(&format!(
+        "app = \"{APP_COMPONENT}\"\n[server]\naccess_log = true\n"
+    ));
+    let args = ["serve", "--listen", "127.0.0.1:0"];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let page = get(server.address, "/a?name=x");
+    assert!(server.printed(&format!("GET /a 200 {} ", page.body.len())));
+    get(server.address, "/nope%0aforged");
+    assert!(server.printed("GET /nope%0aforged 404 "));
+}
+
+#[test]
+fn limits_are_held_against_the_memory_budget() {
+    let dir = config_dir(&format!(
+        "app = \"{APP_COMPONENT}\"\n[limits]\nmax_concurrent_requests = 100\nmax_memory = \"64MiB\"\nmemory_budget = \"1GiB\"\n"
+    ));
+    let stderr = run_failing(SWITCHYARD, &["check"], dir.path());
+    assert!(
+        stderr.contains("key `limits.memory_budget`: limits.max_concurrent_requests (100) x limits.max_memory (64.0 MiB) = 6.2 GiB is more than limits.memory_budget (1.0 GiB)"),
+        "{stderr}"
+    );
+}

@@ -67,3 +67,14 @@ pub(in crate::config) mod human_size {
         Ok(size.as_u64())
     }
 }
+
+/// An optional [`human_size`].
+pub(in crate::config) mod human_size_option {
+    use serde::Deserializer;
+
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        super::human_size::deserialize(d).map(Some)
+    }
+}

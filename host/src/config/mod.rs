@@ -18,6 +18,7 @@ mod human;
 mod sections;
 
 pub use crate::routing::{RedirectConfig, RouteConfig};
+pub(crate) use sections::machine_memory;
 pub use sections::{Grants, Limits, Performance, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! `[[routes]]`, `[[redirects]]`, `[limits]`, `[performance]`, `[grants]`,
 //! each with its defaults.
 
-use super::human::{human_duration, human_size};
+use super::human::{human_duration, human_size, human_size_option};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub struct ServerConfig {
     /// How long a response may wait for the client to read it (`"30s"`).
     #[serde(default = "default_slow_client_timeout", with = "human_duration")]
     pub write_timeout: Duration,
+    /// Log a line per request: method, path, status, bytes, duration.
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             body_read_timeout: default_slow_client_timeout(),
             write_timeout: default_slow_client_timeout(),
+            access_log: false,
         }
     }
 }
@@ -94,6 +98,11 @@ pub struct Limits {
     /// least 8KiB); larger: 431.
     #[serde(default = "default_max_header_size", with = "human_size")]
     pub max_header_size: u64,
+    /// What `max_concurrent_requests` instances may use at most between
+    /// them (`"8GiB"`); default: the machine's memory. Past it, startup
+    /// warns (or, when set here, fails).
+    #[serde(default, with = "human_size_option")]
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for Limits {
@@ -104,6 +113,7 @@ impl Default for Limits {
             max_request_body: default_max_request_body(),
             max_concurrent_requests: default_max_concurrent_requests(),
             max_header_size: default_max_header_size(),
+            memory_budget: None,
         }
     }
 }
@@ -112,8 +122,20 @@ fn default_max_request_body() -> u64 {
     10 << 20
 }
 
+/// As many requests as the machine's memory holds at the default
+/// `max_memory` each (so the default limits never overcommit it), between
+/// 16 and 1000.
 fn default_max_concurrent_requests() -> u32 {
-    1000
+    let fits = machine_memory().map_or(1000, |memory| memory / default_max_memory());
+    u32::try_from(fits.clamp(16, 1000)).unwrap_or(1000)
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+pub(crate) fn machine_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn default_max_header_size() -> u64 {

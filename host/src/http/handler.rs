@@ -1,6 +1,7 @@
 //! `app.getRequestHandler()`: the config's redirects and routes, static
 //! files, then the app's default handler.
 
+use super::access_log;
 use super::admission::Admitted;
 use super::error::Error;
 use crate::body::{Body, full};
@@ -12,6 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::format_err;
 
 /// Handles every request of an [`App`](crate::App); cheap to clone.
@@ -35,14 +37,27 @@ impl RequestHandler {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let logged = self
+            .shared
+            .with_current(|prepared| prepared.resolved.config.server.access_log)
+            .unwrap_or(false)
+            .then(|| access_log::Entry {
+                method: request.method().clone(),
+                path: request.uri().path().to_string(),
+                started: Instant::now(),
+            });
         // Formatted only for an error's log line.
         let uri = request.uri().clone();
-        match self.try_handle(request).await {
+        let response = match self.try_handle(request).await {
             Ok(response) => response,
             Err(error) => {
                 let options = &self.shared.options;
                 error.into_response(&uri.to_string(), options.dev, options.quiet)
             }
+        };
+        match logged {
+            Some(entry) => access_log::log(entry, response),
+            None => response,
         }
     }
 

@@ -3,6 +3,7 @@
 //! static files, the renderer or the guest's own handler, and the one place
 //! a failure becomes a response.
 
+pub(crate) mod access_log;
 pub(crate) mod admission;
 pub(crate) mod deadline;
 pub mod error;

@@ -161,6 +161,7 @@ impl Prepared {
         };
         prepared.pages = prepared.list_pages().await?;
         prepared.check_route_pages()?;
+        check_memory_budget(&prepared.resolved)?;
         Ok(prepared)
     }
 
@@ -261,6 +262,40 @@ fn store_settings(resolved: &Resolved) -> Result<StoreSettings> {
         outgoing_http: Outgoing::new(grants_of(resolved)?),
         max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
     })
+}
+
+/// `max_concurrent_requests x max_memory` against `limits.memory_budget`
+/// (default: the machine's memory): an error past a budget that was set,
+/// a warning past the machine's.
+fn check_memory_budget(resolved: &Resolved) -> Result<()> {
+    let limits = &resolved.config.limits;
+    let worst = u64::from(limits.max_concurrent_requests).saturating_mul(limits.max_memory);
+    let (budget, what) = match limits.memory_budget {
+        Some(budget) => (budget, "limits.memory_budget"),
+        None => match crate::config::machine_memory() {
+            Some(memory) => (memory, "the machine's memory"),
+            None => return Ok(()),
+        },
+    };
+    if worst <= budget {
+        return Ok(());
+    }
+    let message = format!(
+        "limits.max_concurrent_requests ({}) x limits.max_memory ({}) = {} is more than {what} \
+         ({}): requests that all use their allowance at once would run out; lower one of them, \
+         or set limits.memory_budget",
+        limits.max_concurrent_requests,
+        bytesize::ByteSize(limits.max_memory).display().iec(),
+        bytesize::ByteSize(worst).display().iec(),
+        bytesize::ByteSize(budget).display().iec(),
+    );
+    if limits.memory_budget.is_some() {
+        return Err(
+            ConfigError::invalid(&resolved.config_path(), "limits.memory_budget", message).into(),
+        );
+    }
+    tracing::warn!("{message}");
+    Ok(())
 }
 
 /// `[grants] outgoing_http`, parsed; a bad entry names its key.
