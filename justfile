@@ -64,6 +64,20 @@ bench: build-guest install-wasmtime
     ./target/release/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 
+# Mixed good and misbehaving load for a bounded time (DURATION=30 seconds):
+# good requests that failed (must be none) and the server's RSS.
+soak: build-host
+    command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+    cargo test -p switchyard-tests --no-run
+    bench/soak.sh
+
+# Fuzz the route, redirect, path, query and config parsers (fuzz/), for SECONDS each.
+# cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable toolchain build them.
+fuzz SECONDS="60":
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.1
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run routing -- -max_total_time={{SECONDS}}
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run config -- -max_total_time={{SECONDS}}
+
 # Formatting and clippy (warnings are errors), both workspaces.
 lint:
     cargo fmt --all -- --check

@@ -297,8 +297,10 @@ fn no_protocol_relative(location: String) -> String {
 
 /// The canonical form of a request path (RFC 3986 section 6.2.2): escapes
 /// of unreserved characters decoded (`/%61` is `/a`), the hex digits of the
-/// others in upper case. Host routes, redirects, static files and guests
-/// all see this one form. `None` when the path is canonical already.
+/// others in upper case, and a `%` that starts no escape escaped itself
+/// (`%25`), so that the form is stable. Host routes, redirects, static
+/// files and guests all see this one form. `None` when the path is
+/// canonical already.
 pub fn canonical_path(path: &str) -> Option<String> {
     if !path.contains('%') {
         return None;
@@ -320,9 +322,15 @@ pub fn canonical_path(path: &str) -> Option<String> {
                 out.push_str(&format!("%{byte:02X}"));
                 i += 3;
             }
-            None => {
-                out.push(bytes[i] as char);
+            None if bytes[i] == b'%' => {
+                out.push_str("%25");
                 i += 1;
+            }
+            None => {
+                // Not an escape: copy the whole character.
+                let c = path[i..].chars().next().unwrap_or_default();
+                out.push(c);
+                i += c.len_utf8().max(1);
             }
         }
     }
@@ -495,7 +503,11 @@ mod tests {
         assert_eq!(canonical_path("/a%2fb%2Fc"), Some("/a%2Fb%2Fc".into()));
         assert_eq!(canonical_path("/x%7E%20y"), Some("/x~%20y".into()));
         assert_eq!(canonical_path("/plain"), None);
-        assert_eq!(canonical_path("/bad%zz"), None);
+        assert_eq!(canonical_path("/bad%zz"), Some("/bad%25zz".into()));
+        // Stable: once canonical, always canonical.
+        let once = canonical_path("/%4%31").unwrap();
+        assert_eq!(once, "/%2541");
+        assert_eq!(canonical_path(&once), None);
     }
 
     #[test]

@@ -1,0 +1,85 @@
+//! HTTP/2 clients, frame by frame (the `h2` crate): streams that are reset
+//! free their guest and slot at once, and a connection may not open more
+//! streams than the server allows.
+
+use bytes::Bytes;
+use http::Request;
+use std::time::{Duration, Instant};
+use switchyard_tests::{FIXTURES_COMPONENT, Server, config_dir, get};
+
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn fixtures(config: &str) -> (Server, tempfile::TempDir) {
+    let dir = config_dir(config);
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    (Server::start(SWITCHYARD, &args, Some(dir.path()), &[]), dir)
+}
+
+/// An HTTP/2 connection to `server` (prior knowledge, no TLS).
+async fn connect(server: &Server) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client.ready().await.unwrap()
+}
+
+fn get_request(path: &str) -> Request<()> {
+    Request::get(format!("http://localhost{path}"))
+        .body(())
+        .unwrap()
+}
+
+#[test]
+fn reset_streams_free_their_slots_at_once() {
+    let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 2\n");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = connect(&server).await;
+        // Rapid reset: open slow requests and cancel each at once.
+        for _ in 0..20 {
+            let (response, mut stream) = client
+                .send_request(get_request("/slow?ms=20000"), true)
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stream.send_reset(h2::Reason::CANCEL);
+            drop(response);
+            client = client.ready().await.unwrap();
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = get(server.address, "/").status;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reset streams kept their slots: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_http2_client_is_served_and_told_the_stream_limit() {
+    let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 4\n");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = connect(&server).await;
+        let (response, _) = client.send_request(get_request("/"), true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            text.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(text, b"fixtures");
+        // The server's SETTINGS cap streams in line with its request limit.
+        assert_eq!(client.current_max_send_streams(), 4);
+    });
+}
