@@ -37,6 +37,7 @@ pub mod body;
 pub mod config;
 pub mod http;
 mod prepared;
+mod response;
 pub mod routing;
 mod static_files;
 pub mod wasm;

@@ -1,8 +1,8 @@
 //! The example Switchyard site: the pages a new user sees first.
 //!
 //! `/`, `/a` and `/b` (each greets the `name` query parameter), a dynamic
-//! `/posts/[id]`, a JSON `/api/hello`, a page that fails (`/boom`), and the
-//! app's own `/404` and `/_error` pages. Every HTML page goes through an
+//! `/posts/[id]`, a JSON `/api/hello`, the ssr-caching example (`/cached`),
+//! a page that fails (`/boom`), and the app's own `/404` and `/_error` pages. Every HTML page goes through an
 //! askama template, which escapes what it prints.
 
 use askama::Template;
@@ -19,6 +19,7 @@ impl App for Site {
             .page("/b", |req| named("b", req))
             .page("/posts/[id]", post)
             .page("/api/hello", hello)
+            .page("/cached", cached)
             .page("/boom", boom)
             .page("/404", not_found)
             .page("/_error", error)
@@ -64,6 +65,23 @@ struct Post<'a> {
 fn post(req: &Request) -> Result<Response> {
     let id = req.query("id").unwrap_or_default();
     Ok(Response::html(Post { id }.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "cached.html")]
+struct Cached {
+    rendered: String,
+}
+
+/// The seed's ssr-caching example: the server caches the page for 10
+/// seconds, then serves it stale while one render refreshes it.
+fn cached(_req: &Request) -> Result<Response> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let rendered = format!("{}.{:03}", now.as_secs(), now.subsec_millis());
+    Ok(Response::html(Cached { rendered }.render()?)
+        .with_header("cache-control", "public, s-maxage=10, stale-while-revalidate=59"))
 }
 
 #[derive(Serialize)]

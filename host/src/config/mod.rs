@@ -19,7 +19,7 @@ mod sections;
 
 pub use crate::routing::{RedirectConfig, RouteConfig};
 pub(crate) use sections::machine_memory;
-pub use sections::{Grants, Limits, Performance, ServerConfig};
+pub use sections::{CacheConfig, Grants, Limits, Performance, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,9 @@ pub struct Config {
     /// Performance settings that change semantics (opt-in).
     #[serde(default)]
     pub performance: Performance,
+    /// The shared response cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -77,6 +80,7 @@ impl Default for Config {
             limits: Limits::default(),
             grants: Grants::default(),
             performance: Performance::default(),
+            cache: CacheConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }

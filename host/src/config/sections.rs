@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// Log a line per request: method, path, status, bytes, duration.
     #[serde(default)]
     pub access_log: bool,
+    /// Compress responses (gzip, brotli, zstd) for clients that accept it.
+    #[serde(default = "yes")]
+    pub compression: bool,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             body_read_timeout: default_slow_client_timeout(),
             write_timeout: default_slow_client_timeout(),
             access_log: false,
+            compression: true,
         }
     }
 }
@@ -170,6 +174,44 @@ impl Default for Performance {
 
 fn one() -> u32 {
     1
+}
+
+/// `[cache]`: the shared response cache, for responses that ask for it
+/// (`Cache-Control: public, s-maxage=N`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether responses are cached at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The most the cache holds (`"64MiB"`); least recently used out first.
+    #[serde(default = "default_cache_size", with = "human_size")]
+    pub max_size: u64,
+    /// The largest response body kept (`"1MiB"`).
+    #[serde(default = "default_cache_entry_size", with = "human_size")]
+    pub max_entry_size: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_size: default_cache_size(),
+            max_entry_size: default_cache_entry_size(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_cache_size() -> u64 {
+    64 << 20
+}
+
+fn default_cache_entry_size() -> u64 {
+    1 << 20
 }
 
 /// `[grants]`: authority a guest gets, each granted explicitly.

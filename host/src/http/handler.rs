@@ -5,10 +5,12 @@ use super::access_log;
 use super::admission::Admitted;
 use super::error::Error;
 use crate::body::{Body, full};
-use crate::prepared::Shared;
+use crate::prepared::{Prepared, Shared};
+use crate::response::compress;
 use crate::routing::{self, Routed};
 use bytes::Bytes;
-use http::{Request, Response, header};
+use http::{Method, Request, Response, header, request};
+use http_body_util::Empty;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,29 +34,40 @@ impl RequestHandler {
 
     /// Answer `request`. Never fails: a failure becomes a 500 (504 for a
     /// timeout), logged as `Error occurred handling <url> <error>`.
+    ///
+    /// The path: canonical path, redirects, static files, then (through
+    /// the response cache, for GET and HEAD) a config route's page or the
+    /// app's own handler; last, compression and the access log.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let logged = self
+        let (access_log, compression) = self
             .shared
-            .with_current(|prepared| prepared.resolved.config.server.access_log)
-            .unwrap_or(false)
-            .then(|| access_log::Entry {
-                method: request.method().clone(),
-                path: request.uri().path().to_string(),
-                started: Instant::now(),
-            });
+            .with_current(|prepared| {
+                let server = &prepared.resolved.config.server;
+                (server.access_log, server.compression)
+            })
+            .unwrap_or_default();
+        let logged = access_log.then(|| access_log::Entry {
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            started: Instant::now(),
+        });
+        let accept = request.headers().get(header::ACCEPT_ENCODING).cloned();
         // Formatted only for an error's log line.
         let uri = request.uri().clone();
-        let response = match self.try_handle(request).await {
+        let mut response = match self.try_handle(request).await {
             Ok(response) => response,
             Err(error) => {
                 let options = &self.shared.options;
                 error.into_response(&uri.to_string(), options.dev, options.quiet)
             }
         };
+        if compression {
+            response = compress::negotiate(accept, response).await;
+        }
         match logged {
             Some(entry) => access_log::log(entry, response),
             None => response,
@@ -74,18 +87,50 @@ impl RequestHandler {
         if let Some(Routed::Redirect { status, location }) = routed {
             return redirect(status, &location);
         }
-        let prepared = Admitted::new(prepared)?;
-        if let Some(Routed::Page { page, query }) = routed {
-            let parts = super::render::RequestParts::new(&request);
-            return super::render::render(&prepared, &parts, &page, &query).await;
-        }
-        if let Some(public) = &prepared.public
+        let is_page = matches!(routed, Some(Routed::Page { .. }));
+        if !is_page
+            && let Some(public) = &prepared.public
             && let Some(file) = public.serve(&request).await
         {
             return Ok(file);
         }
-        super::proxy::handle(prepared, request).await
+        let cacheable = request.method() == Method::GET || request.method() == Method::HEAD;
+        match prepared.cache.clone() {
+            Some(cache) if cacheable => {
+                // A GET's body is nothing to keep: what runs is its head.
+                let (parts, _body) = request.into_parts();
+                let admit = {
+                    let prepared = prepared.clone();
+                    move || Admitted::new(prepared.clone())
+                };
+                let run = move |parts: request::Parts| {
+                    dispatch(
+                        prepared.clone(),
+                        Request::from_parts(parts, Empty::<Bytes>::new()),
+                    )
+                };
+                cache.serve(&parts, run, admit).await
+            }
+            _ => dispatch(prepared, request).await,
+        }
     }
+}
+
+/// Run what answers `request` (its redirects and static files done): a
+/// config route's page through the renderer, else the app's handler.
+async fn dispatch<B>(prepared: Arc<Prepared>, request: Request<B>) -> Result<Response<Body>, Error>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let uri = request.uri();
+    let routed = prepared.routes.route(uri.path(), uri.query().unwrap_or(""));
+    let prepared = Admitted::new(prepared)?;
+    if let Some(Routed::Page { page, query }) = routed {
+        let parts = super::render::RequestParts::new(&request);
+        return super::render::render(&prepared, &parts, &page, &query).await;
+    }
+    super::proxy::handle(prepared, request).await
 }
 
 /// Give `request` its path's canonical form (`/%61` is `/a`), which host

@@ -4,6 +4,7 @@
 use super::in_flight::InFlight;
 use super::resolved::Resolved;
 use crate::config::ConfigError;
+use crate::response::cache::{CacheSettings, ResponseCache};
 use crate::routing::RouteTable;
 use crate::static_files::PublicDir;
 use crate::wasm::bindings::AppPre;
@@ -45,6 +46,8 @@ pub(crate) struct Prepared {
     pub(crate) handler: Handler,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
+    /// The shared response cache, unless `[cache] enabled = false`.
+    pub(crate) cache: Option<Arc<ResponseCache>>,
     /// Static files, if `public_dir` is set.
     pub(crate) public: Option<PublicDir>,
     pub(crate) timeout: Duration,
@@ -144,11 +147,19 @@ impl Prepared {
             })?),
             None => None,
         };
+        let cache = config.cache.enabled.then(|| {
+            Arc::new(ResponseCache::new(CacheSettings {
+                max_size: config.cache.max_size,
+                max_entry_size: config.cache.max_entry_size,
+                wait: limits.request_timeout,
+            }))
+        });
         let mut prepared = Self {
             engine,
             kind,
             renderer,
             handler,
+            cache,
             store,
             routes,
             public,

@@ -1,0 +1,268 @@
+//! The shared response cache and compression, over real HTTP: what is
+//! stored and what never is, freshness, stale-while-revalidate,
+//! stale-if-error, Vary, HEAD, single flight, eviction by size, and
+//! compression negotiated and round-tripped.
+
+use std::io::Read;
+use std::time::Duration;
+use switchyard_tests::{FIXTURES_COMPONENT, Response, Server, config_dir, get, request};
+
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn serve(config: &str) -> (Server, tempfile::TempDir) {
+    let dir = config_dir(config);
+    let args = ["serve", FIXTURES_COMPONENT, "--listen", "127.0.0.1:0"];
+    (Server::start(SWITCHYARD, &args, Some(dir.path()), &[]), dir)
+}
+
+fn cache_of(response: &Response) -> &str {
+    response.header("x-cache").unwrap_or("none")
+}
+
+/// How many times the fixture rendered `/cached` so far.
+fn renders(server: &Server) -> usize {
+    server.output().matches("rendered /cached").count()
+}
+
+fn percent(text: &str) -> String {
+    text.replace(' ', "%20")
+        .replace(',', "%2C")
+        .replace('=', "%3D")
+}
+
+#[test]
+fn a_public_page_is_a_miss_then_hits_with_the_same_body() {
+    let (server, _dir) = serve("");
+    let first = get(server.address, "/cached");
+    assert_eq!((first.status, cache_of(&first)), (200, "MISS"));
+    let second = get(server.address, "/cached");
+    assert_eq!((second.status, cache_of(&second)), (200, "HIT"));
+    assert_eq!(second.body, first.body);
+    assert!(second.header("age").is_some());
+    let head = request(server.address, "HEAD", "/cached", &[], b"");
+    assert_eq!(
+        (head.status, cache_of(&head)),
+        (200, "HIT"),
+        "HEAD from GET's entry"
+    );
+    assert!(head.body.is_empty());
+    assert!(server.printed("rendered /cached"));
+    assert_eq!(renders(&server), 1);
+}
+
+#[test]
+fn stale_while_revalidate_serves_stale_and_refreshes_once() {
+    let (server, _dir) = serve("");
+    let path = format!(
+        "/cached?cc={}",
+        percent("public, s-maxage=1, stale-while-revalidate=30")
+    );
+    let first = get(server.address, &path);
+    std::thread::sleep(Duration::from_millis(1300));
+    let stale = get(server.address, &path);
+    assert_eq!(cache_of(&stale), "STALE");
+    assert_eq!(stale.body, first.body, "the stale entry at once");
+    // The background render lands: the next answer is fresh and new.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = get(server.address, &path);
+        if cache_of(&next) == "HIT" && next.body != first.body {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refreshed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(renders(&server), 2, "one background render");
+}
+
+#[test]
+fn stale_if_error_keeps_serving_when_the_render_fails() {
+    let flags = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[grants]\ndirs = {{ \"/flags\" = {:?} }}\n",
+        flags.path().display().to_string()
+    );
+    let (server, _dir) = serve(&config);
+    let path = format!(
+        "/cached?cc={}",
+        percent("public, s-maxage=1, stale-if-error=60")
+    );
+    let first = get(server.address, &path);
+    assert_eq!(first.status, 200);
+    std::fs::write(flags.path().join("fail"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(1300));
+    let stale = get(server.address, &path);
+    assert_eq!((stale.status, cache_of(&stale)), (200, "STALE"));
+    assert_eq!(stale.body, first.body);
+}
+
+#[test]
+fn what_must_never_be_shared_is_never_stored() {
+    let (server, _dir) = serve("[cache]\nmax_entry_size = \"2KiB\"\n");
+    let cases: [(&str, &[(&str, &str)], &str); 8] = [
+        ("/cached?cc=private%2C%20s-maxage%3D10", &[], "GET"),
+        ("/cached?cc=no-store", &[], "GET"),
+        ("/cached?cc=max-age%3D10", &[], "GET"),
+        ("/cached?cookie=session%3D1", &[], "GET"),
+        ("/cached?vary=*", &[], "GET"),
+        ("/cached?status=418", &[], "GET"),
+        ("/cached?kb=8", &[], "GET"),
+        (
+            "/cached?cc=s-maxage%3D10",
+            &[("authorization", "Bearer x")],
+            "GET",
+        ),
+    ];
+    for (path, headers, method) in cases {
+        let before = renders(&server);
+        for _ in 0..2 {
+            let answer = request(server.address, method, path, headers, b"");
+            assert_eq!(cache_of(&answer), "MISS", "{path}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while renders(&server) < before + 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} was served from the cache"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let post = request(server.address, "POST", "/cached", &[], b"");
+    assert_eq!(
+        post.header("x-cache"),
+        None,
+        "POST does not go through the cache"
+    );
+}
+
+#[test]
+fn vary_puts_the_named_headers_in_the_key() {
+    let (server, _dir) = serve("");
+    let path = "/cached?vary=x-lang";
+    let en = request(server.address, "GET", path, &[("x-lang", "en")], b"");
+    let fr = request(server.address, "GET", path, &[("x-lang", "fr")], b"");
+    assert_eq!((cache_of(&en), cache_of(&fr)), ("MISS", "MISS"));
+    assert_ne!(en.body, fr.body);
+    let en_again = request(server.address, "GET", path, &[("x-lang", "en")], b"");
+    assert_eq!(cache_of(&en_again), "HIT");
+    assert_eq!(en_again.body, en.body);
+}
+
+#[test]
+fn a_hundred_concurrent_misses_render_once() {
+    let (server, _dir) = serve("");
+    let address = server.address;
+    let clients: Vec<_> = (0..100)
+        .map(|_| std::thread::spawn(move || get(address, "/cached?ms=500&flight=1")))
+        .collect();
+    let bodies: Vec<Vec<u8>> = clients
+        .into_iter()
+        .map(|client| {
+            let answer = client.join().unwrap();
+            assert_eq!(answer.status, 200);
+            answer.body
+        })
+        .collect();
+    assert!(
+        bodies.windows(2).all(|pair| pair[0] == pair[1]),
+        "one render, shared"
+    );
+    assert_eq!(renders(&server), 1);
+}
+
+#[test]
+fn the_least_recently_used_entries_go_past_the_size_limit() {
+    let (server, _dir) = serve("[cache]\nmax_size = \"64KiB\"\nmax_entry_size = \"32KiB\"\n");
+    for page in 0..6 {
+        let answer = get(server.address, &format!("/cached?kb=16&page={page}"));
+        assert_eq!(cache_of(&answer), "MISS");
+    }
+    // Six pages of 16 KiB do not fit in 64 KiB: the first went.
+    let first = get(server.address, "/cached?kb=16&page=0");
+    assert_eq!(cache_of(&first), "MISS");
+    let last = get(server.address, "/cached?kb=16&page=5");
+    assert_eq!(cache_of(&last), "HIT");
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn compression_is_negotiated_and_round_trips() {
+    let (server, _dir) = serve("");
+    for path in ["/cached?kb=4", "/cached?kb=4&cc=no-store"] {
+        let plain = get(server.address, path);
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        let gzip = request(
+            server.address,
+            "GET",
+            path,
+            &[("accept-encoding", "gzip")],
+            b"",
+        );
+        assert_eq!(gzip.header("content-encoding"), Some("gzip"), "{path}");
+        assert!(
+            gzip.header("vary")
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .contains("accept-encoding")
+        );
+        assert!(gzip.body.len() < plain.body.len() / 4, "{path}: compressed");
+        let text = String::from_utf8(gunzip(&gzip.body)).unwrap();
+        assert!(text.starts_with("<p>rendered "), "{path}");
+        let brotli = request(
+            server.address,
+            "GET",
+            path,
+            &[("accept-encoding", "br;q=1, gzip;q=0.5")],
+            b"",
+        );
+        assert_eq!(brotli.header("content-encoding"), Some("br"), "{path}");
+        let refused = request(
+            server.address,
+            "GET",
+            path,
+            &[("accept-encoding", "gzip;q=0")],
+            b"",
+        );
+        assert_eq!(refused.header("content-encoding"), None, "{path}");
+    }
+    // Small bodies and ranges stay as they are.
+    let small = request(
+        server.address,
+        "GET",
+        "/cached",
+        &[("accept-encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(small.header("content-encoding"), None);
+}
+
+#[test]
+fn the_example_sites_caching_page_shows_the_cache_at_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "serve",
+        switchyard_tests::APP_COMPONENT,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let first = get(server.address, "/cached");
+    assert_eq!(
+        first.header("cache-control"),
+        Some("public, s-maxage=10, stale-while-revalidate=59")
+    );
+    assert_eq!(cache_of(&first), "MISS");
+    let second = get(server.address, "/cached");
+    assert_eq!(
+        (cache_of(&second), second.body == first.body),
+        ("HIT", true)
+    );
+}
