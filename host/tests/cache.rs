@@ -96,10 +96,13 @@ fn stale_if_error_keeps_serving_when_the_render_fails() {
     assert_eq!(stale.body, first.body);
 }
 
+/// A path, the request headers, the method.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn what_must_never_be_shared_is_never_stored() {
     let (server, _dir) = serve("[cache]\nmax_entry_size = \"2KiB\"\n");
-    let cases: [(&str, &[(&str, &str)], &str); 8] = [
+    let cases: [Case; 8] = [
         ("/cached?cc=private%2C%20s-maxage%3D10", &[], "GET"),
         ("/cached?cc=no-store", &[], "GET"),
         ("/cached?cc=max-age%3D10", &[], "GET"),

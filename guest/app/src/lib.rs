@@ -80,8 +80,10 @@ fn cached(_req: &Request) -> Result<Response> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let rendered = format!("{}.{:03}", now.as_secs(), now.subsec_millis());
-    Ok(Response::html(Cached { rendered }.render()?)
-        .with_header("cache-control", "public, s-maxage=10, stale-while-revalidate=59"))
+    Ok(Response::html(Cached { rendered }.render()?).with_header(
+        "cache-control",
+        "public, s-maxage=10, stale-while-revalidate=59",
+    ))
 }
 
 #[derive(Serialize)]
