@@ -6,7 +6,10 @@
 # with its best pooling flags, and on the router composition; `switchyard
 # serve` on the same app through the render path (a config route), the
 # default-handler path, and the router composition; and the same with
-# `[performance] instance_reuse`. Each is driven by wrk in alternating rounds;
+# `[performance] instance_reuse`; a WASIp3 handler under both servers (fresh
+# instances, and wasmtime serve's default reuse); and the response cache (a
+# hit on the example's `/cached`, plain and gzip). Each is driven by wrk in
+# alternating rounds;
 # the table shows medians of the rounds, peak RSS, and ratios to the
 # references measured in this run. Last, what one render call costs in
 # process, with no HTTP around it (bench/render_call.rs).
@@ -32,10 +35,13 @@ trap cleanup EXIT
 
 # start NAME URL_PATH PROGRAM ARGS...: start a server on 127.0.0.1:0 and wait
 # for its ready line; records its pid and address.
-declare -A pid_of address_of path_of
+declare -A pid_of address_of path_of header_of
 names=()
+BIN=./target/dist
+# start NAME PATH PROGRAM ARGS...; HEADER=... for a request header wrk sends.
 start() {
     local name=$1 path=$2; shift 2
+    header_of[$name]=${HEADER:-}
     local log="$work/$name.log"
     "$@" >"$log" 2>&1 &
     local pid=$!
@@ -84,21 +90,28 @@ page = "/a"
 instance_reuse = 1000
 TOML
 pooling="pooling-allocator=y,pooling-memory-keep-resident=2097152,pooling-table-keep-resident=65536,pooling-pagemap-scan=y"
-start native /a ./target/release/examples/native_hello
+p3=target/wasm/wasm32-wasip2/release/p3_handler.wasm
+start native /a $BIN/examples/native_hello
 start wasmtime-default /a wasmtime serve -Scli --addr 127.0.0.1:0 "$app"
 start wasmtime-pooling /a wasmtime serve -Scli -O "$pooling" --addr 127.0.0.1:0 "$app"
 start wasmtime-composed /a?name=bench wasmtime serve -Scli --addr 127.0.0.1:0 "$W/composed.wasm"
-start switchyard-render "/render?name=bench" ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
-start switchyard-handler "/a?name=bench" ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
-start switchyard-composed "/a?name=bench" ./target/release/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
-start switchyard-render-reuse "/render?name=bench" ./target/release/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
-start switchyard-handler-reuse "/a?name=bench" ./target/release/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start switchyard-render "/render?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start switchyard-handler "/a?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start switchyard-composed "/a?name=bench" $BIN/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
+start switchyard-render-reuse "/render?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start switchyard-handler-reuse "/a?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start wasmtime-reuse /a wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$app"
+start switchyard-p3 / $BIN/switchyard serve "$p3" --listen 127.0.0.1:0
+start wasmtime-p3-fresh / wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
+start wasmtime-p3-default / wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
+start switchyard-cache-hit /cached $BIN/switchyard serve "$app" --listen 127.0.0.1:0
+HEADER="Accept-Encoding: gzip" start switchyard-cache-hit-gzip /cached $BIN/switchyard serve "$app" --listen 127.0.0.1:0
 
 for round in $(seq 1 "$ROUNDS"); do
     for name in "${names[@]}"; do
         url="http://${address_of[$name]}${path_of[$name]}"
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$work/wrk.out" &
+        header=(); [ -z "${header_of[$name]}" ] || header=(-H "${header_of[$name]}")
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "$url" >"$work/wrk.out" &
         wrk_pid=$!
         # RSS under load: sampled halfway through the round.
         sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')"
@@ -134,12 +147,15 @@ done
 composed=$(awk -v a="${rps_of[switchyard-composed]}" -v b="${rps_of[wasmtime-composed]}" 'BEGIN { printf "%.2fx", a / b }')
 handler_reuse=$(awk -v a="${rps_of[switchyard-handler-reuse]}" -v b="${rps_of[wasmtime-reuse]}" 'BEGIN { printf "%.2fx", a / b }')
 printf '\nswitchyard-composed vs wasmtime-composed: %s; switchyard-handler-reuse vs wasmtime-reuse: %s\n' "$composed" "$handler_reuse"
+p3_fresh=$(awk -v a="${rps_of[switchyard-p3]}" -v b="${rps_of[wasmtime-p3-fresh]}" 'BEGIN { printf "%.2fx", a / b }')
+p3_default=$(awk -v a="${rps_of[switchyard-p3]}" -v b="${rps_of[wasmtime-p3-default]}" 'BEGIN { printf "%.2fx", a / b }')
+printf 'switchyard-p3 (fresh instances) vs wasmtime-p3-fresh: %s; vs wasmtime-p3-default (reuse 128): %s\n' "$p3_fresh" "$p3_default"
 
 # Warm start: time from exec to the ready line, compiled component cached.
 start_ms() {
     local log="$work/start.log" t0 t1
     t0=$(date +%s%N)
-    ./target/release/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0 >"$log" 2>&1 &
+    $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0 >"$log" 2>&1 &
     local pid=$!
     until grep -q 'Ready on' "$log"; do sleep 0.002; done
     t1=$(date +%s%N)
@@ -149,5 +165,5 @@ start_ms() {
 starts=$(for _ in 1 2 3 4 5; do start_ms; done | median)
 printf 'warm start to "> Ready": %s ms (median of 5)\n' "$starts"
 # The render call alone, with no HTTP around it.
-./target/release/examples/render_call "$app"
+$BIN/examples/render_call "$app"
 printf 'machine: %s, %s cores, %s; wrk -t%s -c%s -d%s, %s rounds\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%d)" "$THREADS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
