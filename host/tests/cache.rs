@@ -154,7 +154,8 @@ fn vary_puts_the_named_headers_in_the_key() {
 
 #[test]
 fn a_hundred_concurrent_misses_render_once() {
-    let (server, _dir) = serve("");
+    // Waiting requests count as in flight: room for all of them.
+    let (server, _dir) = serve("[limits]\nmax_concurrent_requests = 200\n");
     let address = server.address;
     let clients: Vec<_> = (0..100)
         .map(|_| std::thread::spawn(move || get(address, "/cached?ms=500&flight=1")))

@@ -447,6 +447,14 @@ fn dev_mode_swaps_in_a_new_build_without_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(server.printed("reloaded `app.wasm`"), "{}", server.output());
+    // One edit, one reload: the server's own reads of the file are no change.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        server.output().matches("reloaded `app.wasm`").count(),
+        1,
+        "{}",
+        server.output()
+    );
 
     // A broken build is reported and the last good one keeps serving.
     std::fs::write(dir.path().join("app.wasm.new"), b"not wasm").unwrap();

@@ -7,7 +7,7 @@ use super::error::Error;
 use crate::body::{Body, full};
 use crate::prepared::{Prepared, Shared};
 use crate::response::compress;
-use crate::routing::{self, Routed};
+use crate::routing::{self, Pairs, Routed};
 use bytes::Bytes;
 use http::{Method, Request, Response, header, request};
 use http_body_util::Empty;
@@ -87,8 +87,11 @@ impl RequestHandler {
         if let Some(Routed::Redirect { status, location }) = routed {
             return redirect(status, &location);
         }
-        let is_page = matches!(routed, Some(Routed::Page { .. }));
-        if !is_page
+        let page = match routed {
+            Some(Routed::Page { page, query }) => Some((page, query)),
+            _ => None,
+        };
+        if page.is_none()
             && let Some(public) = &prepared.public
             && let Some(file) = public.serve(&request).await
         {
@@ -107,26 +110,30 @@ impl RequestHandler {
                     dispatch(
                         prepared.clone(),
                         Request::from_parts(parts, Empty::<Bytes>::new()),
+                        page.clone(),
                     )
                 };
                 cache.serve(&parts, run, admit).await
             }
-            _ => dispatch(prepared, request).await,
+            _ => dispatch(prepared, request, page).await,
         }
     }
 }
 
-/// Run what answers `request` (its redirects and static files done): a
-/// config route's page through the renderer, else the app's handler.
-async fn dispatch<B>(prepared: Arc<Prepared>, request: Request<B>) -> Result<Response<Body>, Error>
+/// Run what answers `request` (its redirects and static files done): the
+/// page of a config route, `page` (with its query), through the renderer,
+/// else the app's handler.
+async fn dispatch<B>(
+    prepared: Arc<Prepared>,
+    request: Request<B>,
+    page: Option<(String, Pairs)>,
+) -> Result<Response<Body>, Error>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let uri = request.uri();
-    let routed = prepared.routes.route(uri.path(), uri.query().unwrap_or(""));
     let prepared = Admitted::new(prepared)?;
-    if let Some(Routed::Page { page, query }) = routed {
+    if let Some((page, query)) = page {
         let parts = super::render::RequestParts::new(&request);
         return super::render::render(&prepared, &parts, &page, &query).await;
     }

@@ -62,15 +62,17 @@ where
     let answer = match &admitted.handler {
         Handler::P2(pre) => {
             let pre = pre.clone();
-            p2(admitted, pre, request).await
+            p2(admitted, pre, request, too_large.clone()).await
         }
         Handler::P3(handler) => {
             let (handler, timeout) = (handler.clone(), admitted.timeout);
             match handler.handle(request).await {
                 // The body holds the admission: the instance may live on.
-                Ok(response) => {
-                    Ok(response.map(|body| GuestBody::new(body, admitted).boxed_unsync()))
-                }
+                Ok(response) => Ok(response.map(|body| {
+                    GuestBody::new(body, admitted)
+                        .failed_if_too_large(too_large.clone())
+                        .boxed_unsync()
+                })),
                 Err(error) if p3::is_timeout(&error) => Err(Error::Timeout(timeout)),
                 Err(error) => Err(Error::Guest(error)),
             }
@@ -79,14 +81,9 @@ where
     if too_large.load(Ordering::Relaxed) {
         return Err(Error::PayloadTooLarge(max_body));
     }
-    // Cut off later, the guest may have taken the cut for the end.
-    answer.map(|response| {
-        response.map(|body| {
-            GuestBody::new(body, ())
-                .failed_if_too_large(too_large)
-                .boxed_unsync()
-        })
-    })
+    // Cut off later, the guest may have taken the cut for the end: the
+    // body fails then (`GuestBody::failed_if_too_large`).
+    answer
 }
 
 /// `body`, failing past `max` bytes; `too_large` is set then, so the server
@@ -117,6 +114,7 @@ async fn p2(
     admitted: Admitted,
     pre: ProxyPre<Host>,
     request: Request<Body>,
+    too_large: Arc<AtomicBool>,
 ) -> Result<Response<Body>, Error> {
     let mut reusable = admitted
         .idle_handlers
@@ -169,6 +167,7 @@ async fn p2(
         Ok(Ok(response)) => Ok(response.map(|body| {
             GuestBody::new(body, ())
                 .failed_by(failure)
+                .failed_if_too_large(too_large)
                 .abort_when_abandoned(task.abort_handle())
                 .boxed_unsync()
         })),

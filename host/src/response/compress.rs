@@ -22,6 +22,22 @@ pub(crate) async fn negotiate(
     accept: Option<HeaderValue>,
     response: Response<Body>,
 ) -> Response<Body> {
+    // The common cases, without building a compression service.
+    if !Compressible.should_compress(&response) {
+        return response;
+    }
+    let Some(accept) = accept else {
+        let mut response = response;
+        let headers = response.headers_mut();
+        let varies = headers
+            .get_all(header::VARY)
+            .iter()
+            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+        if !varies {
+            headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        return response;
+    };
     let mut response = Some(response);
     let answer = tower::service_fn(move |_: Request<()>| {
         let response = response.take();
@@ -35,11 +51,9 @@ pub(crate) async fn negotiate(
         }
     });
     let mut request = Request::new(());
-    if let Some(accept) = accept {
-        request
-            .headers_mut()
-            .insert(header::ACCEPT_ENCODING, accept);
-    }
+    request
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, accept);
     let compressed = Compression::new(answer)
         .compress_when(Compressible)
         .oneshot(request)
@@ -74,23 +88,27 @@ pub(crate) async fn compress_now(
 
 /// Whether a response of this type is worth compressing.
 pub(crate) fn is_compressible_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence.as_str(),
-            "application/json"
-                | "application/javascript"
-                | "application/xml"
-                | "application/wasm"
-                | "image/svg+xml"
-        )
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let essence = essence.as_bytes();
+    let starts = |prefix: &str| {
+        essence.len() >= prefix.len()
+            && essence[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    let ends = |suffix: &str| {
+        essence.len() >= suffix.len()
+            && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    starts("text/")
+        || ends("+json")
+        || ends("+xml")
+        || [
+            "application/json",
+            "application/javascript",
+            "application/xml",
+            "application/wasm",
+        ]
+        .iter()
+        .any(|known| essence.eq_ignore_ascii_case(known.as_bytes()))
 }
 
 /// What tower-http compresses: see the module docs.
@@ -111,11 +129,12 @@ impl Predicate for Compressible {
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
-        let no_transform = headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .any(|value| value.to_ascii_lowercase().contains("no-transform"));
+        let no_transform = headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
+            value
+                .as_bytes()
+                .windows(12)
+                .any(|word| word.eq_ignore_ascii_case(b"no-transform"))
+        });
         let size = response.body().size_hint().exact().or_else(|| {
             headers
                 .get(header::CONTENT_LENGTH)?
