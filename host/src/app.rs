@@ -77,8 +77,8 @@ impl App {
         query: Pairs,
     ) -> Result<Response<Body>, Error> {
         let prepared = self.shared.current().ok_or(Error::NotPrepared)?;
-        let prepared = Admitted::new(prepared)?;
-        render::render(&prepared, &RequestParts::new(req), page, &query).await
+        let admitted = Admitted::new(prepared)?;
+        render::render(&admitted, &RequestParts::new(req), page, &query).await
     }
 
     /// Dev mode: error responses show the error.

@@ -347,6 +347,10 @@ fn check_and_routes_report_without_serving() {
         stdout.contains("with 9 pages; 2 routes and redirects"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("\ncache: on, 64.0 MiB at most, entries up to 1.0 MiB"),
+        "{stdout}"
+    );
 
     let (status, stdout, _) = run(
         SWITCHYARD,

@@ -29,6 +29,19 @@ impl CheckCommand {
             component.display(),
         );
         println!("kind: {}", kind.describe());
+        let config = app.config().unwrap_or_default();
+        let (cache, compression) = (&config.cache, config.server.compression);
+        let compression = if compression { "on" } else { "off" };
+        if cache.enabled {
+            println!(
+                "cache: on, {} at most, entries up to {} (for responses that ask: \
+                 `Cache-Control: public, s-maxage=N`); compression {compression}",
+                bytesize::ByteSize(cache.max_size).display().iec(),
+                bytesize::ByteSize(cache.max_entry_size).display().iec(),
+            );
+        } else {
+            println!("cache: off; compression {compression}");
+        }
         Ok(())
     }
 }

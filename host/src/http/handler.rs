@@ -132,12 +132,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let prepared = Admitted::new(prepared)?;
+    let admitted = Admitted::new(prepared)?;
     if let Some((page, query)) = page {
         let parts = super::render::RequestParts::new(&request);
-        return super::render::render(&prepared, &parts, &page, &query).await;
+        return super::render::render(&admitted, &parts, &page, &query).await;
     }
-    super::proxy::handle(prepared, request).await
+    super::proxy::handle(admitted, request).await
 }
 
 /// Give `request` its path's canonical form (`/%61` is `/a`), which host
