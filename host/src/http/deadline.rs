@@ -106,7 +106,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
 pub(crate) struct ReadDeadline<B> {
     inner: Pin<Box<B>>,
     timeout: Duration,
-    idle: Pin<Box<Sleep>>,
+    /// Set while the body waits for data: when it must have come (made
+    /// only then, so a body that never waits costs no timer).
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> ReadDeadline<B> {
@@ -114,7 +116,7 @@ impl<B> ReadDeadline<B> {
         Self {
             inner: Box::pin(inner),
             timeout,
-            idle: Box::pin(tokio::time::sleep(timeout)),
+            idle: None,
         }
     }
 }
@@ -138,13 +140,16 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + self.timeout;
-                self.idle.as_mut().reset(deadline);
+                self.idle = None;
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
-                ready!(self.idle.as_mut().poll(cx));
-                Poll::Ready(Some(Err(Box::new(BodyReadTimeout(self.timeout)))))
+                let timeout = self.timeout;
+                let idle = self.idle.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep_until(Instant::now() + timeout))
+                });
+                ready!(idle.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Box::new(BodyReadTimeout(timeout)))))
             }
         }
     }
