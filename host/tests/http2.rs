@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use http::Request;
-use std::time::{Duration, Instant};
-use switchyard_tests::{FIXTURES_COMPONENT, Server, config_dir, get};
+use std::time::Duration;
+use switchyard_tests::client::wait_for_status;
+use switchyard_tests::{FIXTURES_COMPONENT, Server, config_dir};
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
 
@@ -50,18 +51,14 @@ fn reset_streams_free_their_slots_at_once() {
             client = client.ready().await.unwrap();
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = get(server.address, "/").status;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reset streams kept their slots: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let within = Duration::from_secs(5);
+    wait_for_status(
+        server.address,
+        "/",
+        200,
+        within,
+        "reset streams kept their slots",
+    );
 }
 
 #[test]

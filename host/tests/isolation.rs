@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use switchyard_tests::client::try_request;
+use switchyard_tests::client::{chunked, try_request, wait_for_status};
 use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
 
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -57,13 +57,7 @@ fn request_bodies_over_the_limit_get_413_announced_or_streamed() {
     );
 
     // Chunked: no length announced, the limit trips while the guest reads.
-    let mut chunked = Vec::new();
-    for _ in 0..4 {
-        chunked.extend_from_slice(format!("{:x}\r\n", 512).as_bytes());
-        chunked.extend_from_slice(&[b'b'; 512]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = chunked(4, 512, b'b');
     let streamed = request(
         address,
         "POST",
@@ -692,16 +686,6 @@ fn a_client_that_leaves_frees_its_slot_at_once() {
         drop(leaving);
     }
     // Had the guests gone on, both slots would be taken for 20 s.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = get(server.address, "/").status;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slots stayed taken: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let within = Duration::from_secs(5);
+    wait_for_status(server.address, "/", 200, within, "the slots stayed taken");
 }

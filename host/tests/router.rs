@@ -172,9 +172,8 @@ fn wrong_components_are_refused_at_startup_with_the_world_to_target() {
     );
 }
 
-#[test]
-fn the_composition_runs_under_the_stock_wasmtime_serve() {
-    let dir = tempfile::tempdir().unwrap();
+/// `switchyard compose --router ROUTER APP -o composed.wasm` in `dir`.
+fn compose_in(dir: &Path) {
     let (status, stdout, stderr) = run(
         SWITCHYARD,
         &[
@@ -185,11 +184,17 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
             "-o",
             "composed.wasm",
         ],
-        Some(dir.path()),
+        Some(dir),
         Duration::from_secs(60),
     );
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("wrote `composed.wasm`"), "{stdout}");
+}
+
+#[test]
+fn the_composition_runs_under_the_stock_wasmtime_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    compose_in(dir.path());
 
     let serve = |args: &[&str]| wasmtime_serve("composed.wasm", args, dir.path());
     let server = serve(&[]);
@@ -208,20 +213,7 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
 #[test]
 fn the_composition_serves_under_switchyard_like_the_plugged_router() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, _, stderr) = run(
-        SWITCHYARD,
-        &[
-            "compose",
-            "--router",
-            ROUTER_COMPONENT,
-            APP_COMPONENT,
-            "-o",
-            "composed.wasm",
-        ],
-        Some(dir.path()),
-        Duration::from_secs(60),
-    );
-    assert!(status.success(), "{stderr}");
+    compose_in(dir.path());
     let (status, stdout, stderr) = run(
         SWITCHYARD,
         &["check", "composed.wasm"],

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use switchyard_tests::client::try_request;
+use switchyard_tests::client::{chunked, try_request};
 use switchyard_tests::process::{run, run_failing, wasmtime_serve};
 use switchyard_tests::{
     P2_PROXY_COMPONENT, P3_HANDLER_COMPONENT, Server, WSTD_PROXY_COMPONENT, config_dir, get,
@@ -204,13 +204,7 @@ fn request_limits_hold_for_every_kind() {
         assert_eq!((small.status, small.body.len()), (200, 1000), "{name}");
         let large = request(address, "POST", "/echo", &[], &[b'a'; 2048]);
         assert_eq!(large.status, 413, "{name}");
-        let mut chunked = Vec::new();
-        for _ in 0..4 {
-            chunked.extend_from_slice(b"200\r\n");
-            chunked.extend_from_slice(&[b'b'; 512]);
-            chunked.extend_from_slice(b"\r\n");
-        }
-        chunked.extend_from_slice(b"0\r\n\r\n");
+        let chunked = chunked(4, 512, b'b');
         // Unannounced: 413 if the guest had not answered yet; if it was
         // already streaming its answer (an echo), the transfer fails.
         let streamed = try_request(

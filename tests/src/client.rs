@@ -128,3 +128,32 @@ fn read_response(mut reader: impl BufRead, head_only: bool) -> std::io::Result<R
     }
     Ok(response)
 }
+
+/// Wait (up to `within`) until `GET path` answers `status`; panics with
+/// `what` and the last status otherwise.
+pub fn wait_for_status(address: SocketAddr, path: &str, status: u16, within: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let got = try_request(address, "GET", path, &[], b"").map_or(0, |r| r.status);
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: `GET {path}` answered {got}, not {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A chunked request body of `chunks` of `size` bytes of `byte` each.
+pub fn chunked(chunks: usize, size: usize, byte: u8) -> Vec<u8> {
+    let mut body = Vec::new();
+    for _ in 0..chunks {
+        body.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        body.extend(std::iter::repeat_n(byte, size));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    body
+}
