@@ -108,19 +108,26 @@ impl Directives {
                     None => (directive, None),
                 };
                 let seconds = argument.and_then(|a| a.parse::<u64>().ok());
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "public" => directives.public = true,
-                    "private" => directives.private = true,
-                    "no-store" => directives.no_store = true,
-                    "no-cache" => directives.no_cache = true,
-                    "max-age" => directives.max_age = seconds,
-                    "s-maxage" => directives.s_maxage = seconds,
-                    "stale-while-revalidate" => {
-                        directives.stale_while_revalidate = seconds.unwrap_or(0);
-                    }
-                    "stale-if-error" => directives.stale_if_error = seconds.unwrap_or(0),
-                    "no-transform" => directives.no_transform = true,
-                    _ => {}
+                let name = name.trim();
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("public") {
+                    directives.public = true;
+                } else if is("private") {
+                    directives.private = true;
+                } else if is("no-store") {
+                    directives.no_store = true;
+                } else if is("no-cache") {
+                    directives.no_cache = true;
+                } else if is("max-age") {
+                    directives.max_age = seconds;
+                } else if is("s-maxage") {
+                    directives.s_maxage = seconds;
+                } else if is("stale-while-revalidate") {
+                    directives.stale_while_revalidate = seconds.unwrap_or(0);
+                } else if is("stale-if-error") {
+                    directives.stale_if_error = seconds.unwrap_or(0);
+                } else if is("no-transform") {
+                    directives.no_transform = true;
                 }
             }
         }
