@@ -75,7 +75,7 @@ soak: build-host
 # Fuzz the route, redirect, path, query and config parsers (fuzz/), for SECONDS each.
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable toolchain build them.
 fuzz SECONDS="60":
-    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.1
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run routing -- -max_total_time={{SECONDS}}
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run config -- -max_total_time={{SECONDS}}
 
