@@ -270,3 +270,14 @@ fn the_example_sites_caching_page_shows_the_cache_at_work() {
         ("HIT", true)
     );
 }
+
+#[test]
+fn hits_are_not_compressed_when_compression_is_off() {
+    let (server, _dir) = serve("[server]\ncompression = false\n");
+    let gzip = [("accept-encoding", "gzip")];
+    let miss = request(server.address, "GET", "/cached?kb=4", &gzip, b"");
+    let hit = request(server.address, "GET", "/cached?kb=4", &gzip, b"");
+    assert_eq!((cache_of(&miss), cache_of(&hit)), ("MISS", "HIT"));
+    assert_eq!(hit.header("content-encoding"), None);
+    assert_eq!(hit.body, miss.body);
+}

@@ -152,6 +152,7 @@ impl Prepared {
                 max_size: config.cache.max_size,
                 max_entry_size: config.cache.max_entry_size,
                 wait: limits.request_timeout,
+                compression: config.server.compression,
             }))
         });
         let mut prepared = Self {

@@ -42,6 +42,8 @@ pub(crate) struct CacheSettings {
     pub(crate) max_entry_size: u64,
     /// How long a request waits for another's render of the same key.
     pub(crate) wait: Duration,
+    /// Whether hits may be sent compressed (`[server] compression`).
+    pub(crate) compression: bool,
 }
 
 /// The cache of one prepared app.
@@ -73,6 +75,8 @@ struct Entry {
     stale_while_revalidate: u64,
     stale_if_error: u64,
     refreshing: AtomicBool,
+    /// Whether it may be sent compressed (decided once, when stored).
+    compressible: bool,
     /// Compressed forms made so far: (`content-encoding`, body).
     compressed: Mutex<Vec<(HeaderValue, Bytes)>>,
 }
@@ -205,7 +209,7 @@ impl ResponseCache {
                 return Ok(self.respond(&entry, parts, "HIT").await);
             }
             if age < entry.lifetime + entry.stale_while_revalidate {
-                self.refresh_in_background(&entry, parts, &key, run);
+                self.refresh_in_background(&entry, parts, &url, &key, run);
                 return Ok(self.respond(&entry, parts, "STALE").await);
             }
             // Too stale: a new render, with this one to fall back on.
@@ -306,6 +310,7 @@ impl ResponseCache {
         self: &Arc<Self>,
         entry: &Entry,
         parts: &request::Parts,
+        url: &str,
         key: &str,
         run: R,
     ) where
@@ -316,8 +321,12 @@ impl ResponseCache {
         if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (cache, parts, url, key) =
-            (self.clone(), as_get(parts), url_key(parts), key.to_string());
+        let (cache, parts, url, key) = (
+            self.clone(),
+            as_get(parts),
+            url.to_string(),
+            key.to_string(),
+        );
         tokio::spawn(async move {
             // Only a good answer replaces the entry: a failure keeps the
             // stale one (stale-if-error) until it is too old.
@@ -363,6 +372,7 @@ impl ResponseCache {
         let mut headers = head.headers;
         headers.remove(header::AGE);
         headers.remove("x-cache");
+        let compressible = is_compressible(&headers, &collected, &directives);
         let entry = Arc::new(Entry {
             status: head.status,
             headers,
@@ -373,6 +383,7 @@ impl ResponseCache {
             stale_while_revalidate: directives.stale_while_revalidate,
             stale_if_error: directives.stale_if_error,
             refreshing: AtomicBool::new(false),
+            compressible,
             compressed: Mutex::new(Vec::new()),
         });
         self.vary.insert(url.to_string(), vary.clone());
@@ -434,7 +445,11 @@ impl ResponseCache {
         let mut response = Response::new(full(entry.body.clone()));
         *response.status_mut() = entry.status;
         *response.headers_mut() = entry.headers.clone();
-        if let Some((encoding, body)) = compressed_form(entry, &parts.headers).await {
+        let compressed = match self.settings.compression {
+            true => compressed_form(entry, &parts.headers).await,
+            false => None,
+        };
+        if let Some((encoding, body)) = compressed {
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_ENCODING, encoding);
             headers.remove(header::CONTENT_LENGTH);
@@ -442,13 +457,8 @@ impl ResponseCache {
             *response.body_mut() = full(body);
         }
         let headers = response.headers_mut();
-        if is_compressible(entry)
-            && !headers
-                .get_all(header::VARY)
-                .iter()
-                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"))
-        {
-            headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        if entry.compressible {
+            compress::vary_on_accept_encoding(headers);
         }
         headers.insert(header::AGE, HeaderValue::from(entry.age()));
         mark(response, what)
@@ -573,43 +583,47 @@ impl http_body::Body for Failed {
     }
 }
 
-/// Whether a client that accepts it may get `entry` compressed.
-fn is_compressible(entry: &Entry) -> bool {
-    let content_type = entry
-        .headers
+/// Whether a client that accepts it may get a stored response compressed.
+fn is_compressible(headers: &HeaderMap, body: &[u8], directives: &Directives) -> bool {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    entry.body.len() >= 1024
+    body.len() >= 1024
         && compress::is_compressible_type(content_type)
-        && !Directives::of(&entry.headers).no_transform
-        && !entry.headers.contains_key(header::CONTENT_ENCODING)
+        && !directives.no_transform
+        && !headers.contains_key(header::CONTENT_ENCODING)
+}
+
+/// Whether `headers` accept content coding `coding` (not with `q=0`).
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|param| {
+                let param = param.trim();
+                param
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>() == Ok(0.0))
+            });
+            name.eq_ignore_ascii_case(coding) && !refused
+        })
 }
 
 /// The encoding to send `entry` in to a client that sent `headers`, and the
 /// body in it (made once, then kept).
 async fn compressed_form(entry: &Entry, headers: &HeaderMap) -> Option<(HeaderValue, Bytes)> {
-    if !is_compressible(entry) {
+    if !entry.compressible {
         return None;
     }
-    let accepted = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter(|coding| !coding.replace(' ', "").ends_with(";q=0"))
-        .map(|coding| {
-            coding
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect::<Vec<_>>();
     let encoding = ["br", "zstd", "gzip"]
         .into_iter()
-        .find(|encoding| accepted.iter().any(|a| a == encoding))?;
+        .find(|coding| accepts(headers, coding))?;
     let encoding = HeaderValue::from_static(encoding);
     let made = {
         let forms = entry.compressed.lock().unwrap_or_else(|e| e.into_inner());
@@ -635,6 +649,19 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_str(value).unwrap());
         Directives::of(&headers)
+    }
+
+    #[test]
+    fn accepted_codings_are_read_with_their_weights() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("GZIP;q=0.5, br; q=0, zstd"),
+        );
+        assert!(accepts(&headers, "gzip"));
+        assert!(!accepts(&headers, "br"), "q=0 refuses it");
+        assert!(accepts(&headers, "zstd"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! without a body. `Vary: Accept-Encoding` goes on what may be compressed.
 
 use crate::body::{Body, BodyError};
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use std::convert::Infallible;
 use tower::ServiceExt;
@@ -28,14 +28,7 @@ pub(crate) async fn negotiate(
     }
     let Some(accept) = accept else {
         let mut response = response;
-        let headers = response.headers_mut();
-        let varies = headers
-            .get_all(header::VARY)
-            .iter()
-            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
-        if !varies {
-            headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
-        }
+        vary_on_accept_encoding(response.headers_mut());
         return response;
     };
     let mut response = Some(response);
@@ -67,6 +60,17 @@ pub(crate) async fn negotiate(
             .boxed_unsync()
         }),
         Err(never) => match never {},
+    }
+}
+
+/// Add `Vary: Accept-Encoding` unless it is there already.
+pub(crate) fn vary_on_accept_encoding(headers: &mut HeaderMap) {
+    let varies = headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
 }
 
