@@ -227,11 +227,10 @@ async fn serve_connections<S, B>(
         .max_concurrent_streams(settings.max_concurrent_streams)
         .keep_alive_interval(settings.header_read_timeout)
         .keep_alive_timeout(settings.header_read_timeout);
-    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let (watcher_sender, mut watchers) = mpsc::unbounded_channel();
-    // Connections are watched for the drain once their first bytes have
-    // come; until then they are `opening`.
+    // Connections are served (and watched for the drain) once their first
+    // bytes have come; until then they are `opening`, and each of those
+    // tasks ends with its connection if the bytes came in time.
     let mut opening = tokio::task::JoinSet::new();
     let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
         let connection = builder
@@ -260,18 +259,19 @@ async fn serve_connections<S, B>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (settings, sender) = (settings.clone(), watcher_sender.clone());
+                let timeout = settings.header_read_timeout;
                 opening.spawn(async move {
                     // A client that sends nothing, or half an HTTP/2
                     // preface, is cut off like a slow HTTP/1 client.
-                    let first = tokio::time::timeout(settings.header_read_timeout, first_bytes(&stream));
-                    if matches!(first.await, Ok(Ok(()))) {
-                        let _ = sender.send((stream, permit));
-                    }
+                    let first = tokio::time::timeout(timeout, first_bytes(&stream)).await;
+                    matches!(first, Ok(Ok(()))).then_some((stream, permit))
                 });
             }
-            Some((stream, permit)) = watchers.recv() => serve(stream, permit),
-            Some(_) = opening.join_next() => {}
+            Some(opened) = opening.join_next() => {
+                if let Ok(Some((stream, permit))) = opened {
+                    serve(stream, permit);
+                }
+            }
         }
     }
     // Shutdown: connections opened just before it may still send their
@@ -280,13 +280,13 @@ async fn serve_connections<S, B>(
     tokio::pin!(window);
     while !opening.is_empty() {
         tokio::select! {
-            Some((stream, permit)) = watchers.recv() => serve(stream, permit),
-            Some(_) = opening.join_next() => {}
+            Some(opened) = opening.join_next() => {
+                if let Ok(Some((stream, permit))) = opened {
+                    serve(stream, permit);
+                }
+            }
             () = &mut window => break,
         }
-    }
-    while let Ok((stream, permit)) = watchers.try_recv() {
-        serve(stream, permit);
     }
     opening.abort_all();
     // Let the connections just handed over read their request first.
