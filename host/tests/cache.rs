@@ -228,6 +228,14 @@ fn compression_is_negotiated_and_round_trips() {
             b"",
         );
         assert_eq!(brotli.header("content-encoding"), Some("br"), "{path}");
+        let zstd = request(
+            server.address,
+            "GET",
+            path,
+            &[("accept-encoding", "zstd")],
+            b"",
+        );
+        assert_eq!(zstd.header("content-encoding"), Some("zstd"), "{path}");
         let refused = request(
             server.address,
             "GET",
@@ -280,4 +288,23 @@ fn hits_are_not_compressed_when_compression_is_off() {
     assert_eq!((cache_of(&miss), cache_of(&hit)), ("MISS", "HIT"));
     assert_eq!(hit.header("content-encoding"), None);
     assert_eq!(hit.body, miss.body);
+}
+
+#[test]
+fn a_dev_mode_reload_empties_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(FIXTURES_COMPONENT, &app).unwrap();
+    let args = ["dev", "app.wasm", "--listen", "127.0.0.1:0"];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let first = get(server.address, "/cached");
+    assert_eq!(cache_of(&get(server.address, "/cached")), "HIT");
+    // A new build lands (the same bytes, written anew).
+    let staged = dir.path().join("app.wasm.new");
+    std::fs::copy(FIXTURES_COMPONENT, &staged).unwrap();
+    std::fs::rename(&staged, &app).unwrap();
+    assert!(server.printed("reloaded `app.wasm`"));
+    let after = get(server.address, "/cached");
+    assert_eq!(cache_of(&after), "MISS");
+    assert_ne!(after.body, first.body);
 }

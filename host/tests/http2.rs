@@ -62,6 +62,42 @@ fn reset_streams_free_their_slots_at_once() {
 }
 
 #[test]
+fn a_guest_that_fails_after_its_head_resets_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "serve",
+        switchyard_tests::P2_PROXY_COMPONENT,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = connect(&server).await;
+        let (response, _) = client
+            .send_request(get_request("/trap-after-head"), true)
+            .unwrap();
+        // The head may or may not have gone out first; either way the
+        // stream must not end as if the body were whole.
+        let ended_cleanly = match response.await {
+            Err(_) => false,
+            Ok(response) => {
+                let mut body = response.into_body();
+                let mut failed = false;
+                while let Some(chunk) = body.data().await {
+                    if chunk.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                !failed
+            }
+        };
+        assert!(!ended_cleanly, "a failed body ended cleanly over HTTP/2");
+    });
+}
+
+#[test]
 fn an_http2_client_is_served_and_told_the_stream_limit() {
     let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 4\n");
     let runtime = tokio::runtime::Runtime::new().unwrap();

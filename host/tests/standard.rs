@@ -191,6 +191,10 @@ fn failures_fail_only_their_own_request() {
             "{name}: a failed body ended cleanly: {text:?}"
         );
         assert_eq!(get(address, "/").status, 200, "{name}: the server goes on");
+        assert!(
+            !server.output().contains('\x1b'),
+            "{name}: colour codes in a log that is not a terminal"
+        );
     }
 }
 
