@@ -14,15 +14,23 @@ default:
 wasmtime_version := "48.0.8"
 
 # Build the guest components in release: build/app.wasm and build/router.wasm.
-build-guest:
-    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-    # Apps and routers enable different SDK features: one cargo run each.
-    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app
-    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p router
+build-guest: wasm-target
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app -p router
     mkdir -p build
     cp "{{guest_release}}/app.wasm" build/app.wasm
     cp "{{guest_release}}/router.wasm" build/router.wasm
     @echo "built build/app.wasm and build/router.wasm"
+
+# Build the example app only (what `just dev` reruns on each change): build/app.wasm.
+build-app: wasm-target
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app
+    mkdir -p build
+    cp "{{guest_release}}/app.wasm" build/app.wasm.tmp
+    mv build/app.wasm.tmp build/app.wasm
+
+# Add the wasm32-wasip2 target when missing.
+wasm-target:
+    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 # Build the release host.
 build-host:
@@ -31,6 +39,11 @@ build-host:
 # Serve build/app.wasm (building what it needs): `just serve --listen 127.0.0.1:0`.
 serve *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm {{ARGS}}
+
+# Serve the example site in dev mode: edit guest/app and the open tab reloads
+# (switchyard.toml's `[dev]` rebuilds it with `just build-app`).
+dev *ARGS: build-host
+    ./target/release/switchyard dev {{ARGS}}
 
 # Serve build/app.wasm behind the example router: `just serve-router --listen 127.0.0.1:0`.
 serve-router *ARGS: build-guest build-host
@@ -48,14 +61,21 @@ install-wasmtime:
 serve-wasmtime *ARGS: compose install-wasmtime
     wasmtime serve -Scli {{ARGS}} build/composed.wasm
 
-# Run every test: the guest SDK's unit tests (app and router builds), then the host's
-# unit and end-to-end tests (some run the stock `wasmtime serve`, installed when missing).
-test: install-wasmtime
-    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p app
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router --lib
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest --no-default-features --features router --doc router.rs
+# Run every test: the guest SDK's unit and doc tests, then the host's unit
+# and end-to-end tests (some run the stock `wasmtime serve` and headless
+# Chromium, installed when missing).
+test: install-wasmtime install-chromium wasm-target
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p app
     cargo test --workspace
+
+# Debian's Chromium and ChromeDriver for the browser tests, when missing (as root, or with sudo).
+install-chromium:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
 
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
 bench: build-guest install-wasmtime

@@ -6,19 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The guest packages the tests use, and the constant naming each, in
-/// groups built by one cargo run each: apps and routers enable different
-/// features of the SDK, so they must not be built together. The `standard`
-/// guests are wasi:http components built without our SDK.
-const GUESTS: &[&[(&str, &str)]] = &[
-    &[
-        ("app", "APP_COMPONENT"),
-        ("fixtures", "FIXTURES_COMPONENT"),
-        ("p2-proxy", "P2_PROXY_COMPONENT"),
-        ("wstd-proxy", "WSTD_PROXY_COMPONENT"),
-        ("p3-handler", "P3_HANDLER_COMPONENT"),
-    ],
-    &[("router", "ROUTER_COMPONENT")],
+/// The guest packages the tests use, and the constant naming each, built by
+/// one cargo run (apps and routers build together). The `standard` guests
+/// are wasi:http components built without our SDK.
+const GUESTS: &[(&str, &str)] = &[
+    ("app", "APP_COMPONENT"),
+    ("fixtures", "FIXTURES_COMPONENT"),
+    ("router", "ROUTER_COMPONENT"),
+    ("p2-proxy", "P2_PROXY_COMPONENT"),
+    ("wstd-proxy", "WSTD_PROXY_COMPONENT"),
+    ("p3-handler", "P3_HANDLER_COMPONENT"),
 ];
 
 fn main() {
@@ -30,6 +27,7 @@ fn main() {
         "guest/Cargo.lock",
         "guest/sdk",
         "guest/app",
+        "public",
         "guest/fixtures",
         "guest/router",
         "guest/standard",
@@ -38,7 +36,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = root.join("target").join("wasm");
-    for group in GUESTS {
+    {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo
             .current_dir(&guest)
@@ -56,7 +54,7 @@ fn main() {
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_BUILD_TARGET")
             .env_remove("CARGO_MAKEFLAGS");
-        for (package, _) in *group {
+        for (package, _) in GUESTS {
             cargo.args(["-p", package]);
         }
         let status = cargo.status().expect("failed to run cargo for the guests");
@@ -67,7 +65,7 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let mut generated = String::new();
-    for (package, constant) in GUESTS.iter().copied().flatten() {
+    for &(package, constant) in GUESTS {
         let wasm = wasm_path(&target_dir, package);
         assert!(wasm.exists(), "`{}` was not built", wasm.display());
         generated.push_str(&format!(

@@ -166,6 +166,21 @@ impl AppBuilder {
         self
     }
 
+    /// Dev mode's build command (run with `sh -c` in the config's
+    /// directory) when a watched source changes, over the config's
+    /// `[dev] build`. It also runs once in `prepare`.
+    pub fn build_command(mut self, command: impl Into<String>) -> Self {
+        self.options.build = Some(command.into());
+        self
+    }
+
+    /// A glob of sources (relative to the config's directory) whose change
+    /// reruns the build command, over the config's `[dev] watch`.
+    pub fn watch(mut self, glob: impl Into<String>) -> Self {
+        self.options.watch.push(glob.into());
+        self
+    }
+
     /// `dir`: the app's directory, where `switchyard.toml` and
     /// `build/app.wasm` are looked for. Default `.`.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {

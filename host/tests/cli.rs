@@ -56,10 +56,10 @@ fn example_app_pages_answer_like_nextjs() {
     );
     assert!(get(address, "/b?name=bee").text().contains("Hello, bee!"));
 
-    let post = get(address, "/posts/hello%20world");
+    let post = get(address, "/posts/hello%2Dworld");
     assert_eq!(post.status, 200);
     assert!(
-        post.text().contains("<h1>Post: hello world</h1>"),
+        post.text().contains("<h1>Hello, world</h1>"),
         "{}",
         post.text()
     );
@@ -256,10 +256,10 @@ fn config_routes_render_pages_and_redirects_answer_first() {
         "#
     ));
     let server = Server::start(SWITCHYARD, &["serve"], Some(dir.path()), &[]);
-    let blog = get(server.address, "/blog/hello%20world");
+    let blog = get(server.address, "/blog/hello-world");
     assert_eq!(blog.status, 200);
     assert!(
-        blog.text().contains("<h1>Post: hello world</h1>"),
+        blog.text().contains("<h1>Hello, world</h1>"),
         "{}",
         blog.text()
     );
@@ -380,7 +380,7 @@ fn a_route_to_a_page_the_app_lacks_is_refused_at_startup() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("has no page `/nope`; its pages are /, /a, /b, /posts/[id]"),
+        stderr.contains("has no page `/nope`; its pages are /, /a, /b, /posts, /posts/[id]"),
         "{stderr}"
     );
 }

@@ -59,9 +59,9 @@ fn handler_serves_everything_else() {
     let dir = app_dir(APP_COMPONENT, "");
     let server = start(dir.path());
     assert!(
-        get(server.address, "/posts/hello%20world")
+        get(server.address, "/posts/hello%2Dworld")
             .text()
-            .contains("<h1>Post: hello world</h1>")
+            .contains("<h1>Hello, world</h1>")
     );
     assert_eq!(get(server.address, "/nope").status, 404);
     assert_eq!(get(server.address, "/a/").status, 308);

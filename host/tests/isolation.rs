@@ -358,17 +358,17 @@ fn outgoing_http_only_to_granted_hosts() {
     let (denied, _dir) = fixtures("");
     let refused = get(denied.address, &fetch);
     assert_eq!(refused.status, 403);
-    assert!(
-        refused.text().contains("HttpRequestDenied"),
-        "{}",
-        refused.text()
+    let expected = format!(
+        "denied: fetch GET http://{upstream}/: outgoing HTTP to `{upstream}` is not granted: \
+         add it to `outgoing_http` under `[grants]` in switchyard.toml"
     );
+    assert_eq!(refused.text(), expected);
 
     let (granted, _dir) = fixtures(&format!("[grants]\noutgoing_http = [\"{upstream}\"]\n"));
     assert_eq!(get(granted.address, &fetch).text(), "pong");
     let other = get(granted.address, "/fetch?authority=127.0.0.1:9");
     assert!(
-        other.text().contains("HttpRequestDenied"),
+        other.text().contains("is not granted"),
         "only the granted host: {}",
         other.text()
     );

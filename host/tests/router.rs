@@ -37,9 +37,9 @@ fn assert_routes_like_server_js(address: std::net::SocketAddr) {
             .contains("<h1>This is page b</h1>")
     );
 
-    let post = get(address, "/posts/hello%20world");
+    let post = get(address, "/posts/hello%2Dworld");
     assert_eq!(post.status, 200, "passed through to the app");
-    assert!(post.text().contains("<h1>Post: hello world</h1>"));
+    assert!(post.text().contains("<h1>Hello, world</h1>"));
     let api = request(address, "POST", "/api/hello", &[], b"{}");
     assert_eq!(
         api.text(),
@@ -71,7 +71,7 @@ fn routed_pages_render_with_file_system_routes_off() {
             .contains("Hello, x!"),
         "the router renders /a"
     );
-    for path in ["/", "/posts/1", "/api/hello"] {
+    for path in ["/", "/posts/caching", "/api/hello"] {
         assert_eq!(
             get(server.address, path).status,
             404,

@@ -1,13 +1,23 @@
-//! The example Switchyard site: the pages a new user sees first.
+//! The example Switchyard site: a small blog, the pages a new user sees first.
 //!
-//! `/`, `/a` and `/b` (each greets the `name` query parameter), a dynamic
-//! `/posts/[id]`, a JSON `/api/hello`, the ssr-caching example (`/cached`),
-//! a page that fails (`/boom`), and the app's own `/404` and `/_error` pages. Every HTML page goes through an
-//! askama template, which escapes what it prints.
+//! - `/`, and the seed's `/a` and `/b` (each greets the `name` query parameter);
+//! - `/posts` and the dynamic `/posts/[id]`, from the app's own data;
+//! - `/search`, a form that GETs a page;
+//! - `/profile`, a form that POSTs to the API route `/api/profile`, which
+//!   sets a cookie and redirects back (303, so a reload does not post again);
+//! - `/stats`, which fetches the app's own JSON API (`/api/posts`) over HTTP;
+//! - `/cached`, the ssr-caching example;
+//! - `/boom` (a page that fails), and the app's own `/404` and `/_error` pages.
+//!
+//! Every HTML page is an askama template (it escapes what it prints) that
+//! extends `layout.html`; the stylesheet is `public/style.css`.
+
+mod posts;
+mod profile;
 
 use askama::Template;
 use serde::Serialize;
-use switchyard_guest::{App, Pages, Request, Response, Result};
+use switchyard_app::{App, IntoResponse, Json, Pages, Request, Result};
 
 struct Site;
 
@@ -15,9 +25,15 @@ impl App for Site {
     fn pages() -> Pages {
         Pages::new()
             .page("/", index)
-            .page("/a", |req| named("a", req))
-            .page("/b", |req| named("b", req))
-            .page("/posts/[id]", post)
+            .page("/a", |req: &Request| named("a", req)?.into_response())
+            .page("/b", |req: &Request| named("b", req)?.into_response())
+            .page("/posts", posts::list)
+            .page("/posts/[id]", posts::post)
+            .page("/search", posts::search)
+            .page("/stats", posts::stats)
+            .page("/api/posts", posts::api)
+            .page("/profile", profile::page)
+            .page("/api/profile", profile::save)
             .page("/api/hello", hello)
             .page("/cached", cached)
             .page("/boom", boom)
@@ -26,61 +42,70 @@ impl App for Site {
     }
 }
 
-switchyard_guest::export!(Site);
+switchyard_app::export!(Site);
+
+/// What the layout shows on every page: who is signed in (a cookie).
+struct Visitor(Option<String>);
+
+impl Visitor {
+    fn of(req: &Request) -> Self {
+        Self(req.cookie(profile::NAME_COOKIE).filter(|n| !n.is_empty()))
+    }
+}
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct Index {
-    page_count: usize,
-    patterns: Vec<String>,
+    visitor: Visitor,
+    patterns: Vec<&'static str>,
+    posts: &'static [posts::Post],
 }
 
-fn index(_req: &Request) -> Result<Response> {
-    let patterns = Site::pages().patterns();
-    let page = Index {
-        page_count: patterns.len(),
-        patterns,
-    };
-    Ok(Response::html(page.render()?))
+fn index(req: &Request) -> Result<Index> {
+    Ok(Index {
+        visitor: Visitor::of(req),
+        patterns: switchyard_app::pages::<Site>().patterns().collect(),
+        posts: posts::POSTS,
+    })
 }
 
 #[derive(Template)]
 #[template(path = "named.html")]
 struct Named<'a> {
+    visitor: Visitor,
     title: &'a str,
     name: &'a str,
 }
 
-fn named(title: &str, req: &Request) -> Result<Response> {
+fn named<'a>(title: &'a str, req: &'a Request) -> Result<Named<'a>> {
     let name = req.query("name").unwrap_or("stranger");
-    Ok(Response::html(Named { title, name }.render()?))
-}
-
-#[derive(Template)]
-#[template(path = "post.html")]
-struct Post<'a> {
-    id: &'a str,
-}
-
-fn post(req: &Request) -> Result<Response> {
-    let id = req.query("id").unwrap_or_default();
-    Ok(Response::html(Post { id }.render()?))
+    Ok(Named {
+        visitor: Visitor::of(req),
+        title,
+        name,
+    })
 }
 
 #[derive(Template)]
 #[template(path = "cached.html")]
 struct Cached {
+    visitor: Visitor,
     rendered: String,
 }
 
 /// The seed's ssr-caching example: the server caches the page for 10
-/// seconds, then serves it stale while one render refreshes it.
-fn cached(_req: &Request) -> Result<Response> {
+/// seconds, then serves it stale while one render refreshes it. Shared, so
+/// it shows no visitor.
+fn cached(_req: &Request) -> Result<switchyard_app::Response> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let rendered = format!("{}.{:03}", now.as_secs(), now.subsec_millis());
-    Ok(Response::html(Cached { rendered }.render()?).with_header(
+    let page = Cached {
+        visitor: Visitor(None),
+        rendered,
+    };
+    Ok(switchyard_app::Response::html(page.render()?).with_header(
         "cache-control",
         "public, s-maxage=10, stale-while-revalidate=59",
     ))
@@ -92,35 +117,43 @@ struct Hello<'a> {
     method: &'a str,
 }
 
-fn hello(req: &Request) -> Result<Response> {
-    Response::json(&Hello {
+fn hello(req: &Request) -> Result<Json<Hello<'_>>> {
+    Ok(Json(Hello {
         name: "John Doe",
         method: req.method(),
-    })
+    }))
 }
 
-fn boom(_req: &Request) -> Result<Response> {
-    switchyard_guest::bail!("boom: this page always fails")
+fn boom(_req: &Request) -> Result<&'static str> {
+    switchyard_app::bail!("boom: this page always fails")
 }
 
 #[derive(Template)]
 #[template(path = "not_found.html")]
 struct NotFound<'a> {
+    visitor: Visitor,
     path: &'a str,
 }
 
-fn not_found(req: &Request) -> Result<Response> {
-    Ok(Response::html(NotFound { path: req.path() }.render()?))
+fn not_found(req: &Request) -> Result<NotFound<'_>> {
+    Ok(NotFound {
+        visitor: Visitor::of(req),
+        path: req.path(),
+    })
 }
 
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    visitor: Visitor,
     error: Option<&'a str>,
 }
 
-fn error(req: &Request) -> Result<Response> {
-    Ok(Response::html(ErrorPage { error: req.error() }.render()?))
+fn error(req: &Request) -> Result<ErrorPage<'_>> {
+    Ok(ErrorPage {
+        visitor: Visitor::of(req),
+        error: req.error(),
+    })
 }
 
 #[cfg(test)]
@@ -130,5 +163,13 @@ mod tests {
     #[test]
     fn every_page_pattern_is_valid() {
         Site::pages().check().unwrap();
+    }
+
+    #[test]
+    fn pages_escape_what_they_print() {
+        let req = Request::new("GET", "/a", vec![("name".into(), "<b>".into())]);
+        let page = named("a", &req).unwrap().into_response().unwrap();
+        let body = String::from_utf8(page.body).unwrap();
+        assert!(body.contains("Hello, &#60;b&#62;!"), "{body}");
     }
 }

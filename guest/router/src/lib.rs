@@ -6,8 +6,7 @@
 //! app.wasm -o composed.wasm`), or plug it in with `switchyard serve
 //! --router router.wasm`.
 
-use switchyard_guest::router::{Action, Router, app};
-use switchyard_guest::{Request, Result};
+use switchyard_router::{Action, Request, Result, Router, app};
 
 struct Server;
 
@@ -25,4 +24,4 @@ impl Router for Server {
     }
 }
 
-switchyard_guest::export_router!(Server);
+switchyard_router::export!(Server);

@@ -21,7 +21,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve the app (production mode unless `--dev`).
     Serve(serve::ServeCommand),
-    /// Serve the app in dev mode: error pages show the error.
+    /// Serve the app in dev mode: error pages show the error, a new build
+    /// is swapped in, sources are rebuilt (`--build`), tabs reload.
     Dev(serve::ServeCommand),
     /// Check the config and the components without starting a server.
     Check(check::CheckCommand),

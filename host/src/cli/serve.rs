@@ -19,6 +19,15 @@ pub(crate) struct ServeCommand {
     /// Do not log request errors.
     #[arg(long)]
     quiet: bool,
+    /// Dev mode: the command that rebuilds the app when a watched source
+    /// changes (run with `sh -c` in the config's directory, and once at
+    /// start) [default: the config's `[dev] build`].
+    #[arg(long, value_name = "COMMAND")]
+    build: Option<String>,
+    /// Dev mode: a glob of the sources to watch, relative to the config's
+    /// directory; repeat for more [default: the config's `[dev] watch`].
+    #[arg(long, value_name = "GLOB")]
+    watch: Vec<String>,
 }
 
 impl ServeCommand {
@@ -36,7 +45,16 @@ impl ServeCommand {
     }
 
     async fn serve(self) -> Result<()> {
+        if (self.build.is_some() || !self.watch.is_empty()) && !self.dev {
+            bail!("`--build` and `--watch` are for dev mode: use `switchyard dev` or `--dev`");
+        }
         let mut builder = self.app.builder().dev(self.dev).quiet(self.quiet);
+        if let Some(build) = &self.build {
+            builder = builder.build_command(build);
+        }
+        for glob in &self.watch {
+            builder = builder.watch(glob);
+        }
         if let Some(listen) = &self.listen {
             let (hostname, port) = parse_listen(listen)?;
             builder = builder.hostname(hostname).port(port);

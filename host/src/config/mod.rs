@@ -19,7 +19,7 @@ mod sections;
 
 pub use crate::routing::{RedirectConfig, RouteConfig};
 pub(crate) use sections::machine_memory;
-pub use sections::{CacheConfig, Grants, Limits, Performance, ServerConfig};
+pub use sections::{CacheConfig, DevConfig, Grants, Limits, Performance, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,9 @@ pub struct Config {
     /// The shared response cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Dev mode's rebuild on change.
+    #[serde(default)]
+    pub dev: DevConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -81,6 +84,7 @@ impl Default for Config {
             grants: Grants::default(),
             performance: Performance::default(),
             cache: CacheConfig::default(),
+            dev: DevConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }

@@ -228,8 +228,9 @@ pub struct Grants {
     /// to the config file). Read-only.
     #[serde(default)]
     pub dirs: BTreeMap<String, PathBuf>,
-    /// Hosts (`example.com`, `example.com:8080`, or `*` for any) the guest
-    /// may send HTTP requests to.
+    /// Hosts (`example.com`, `example.com:8080`, `*` for any public host,
+    /// `self` for this server's own addresses) the guest may send HTTP
+    /// requests to.
     #[serde(default)]
     pub outgoing_http: Vec<String>,
 }
@@ -240,4 +241,17 @@ fn default_request_timeout() -> Duration {
 
 fn default_max_memory() -> u64 {
     128 << 20
+}
+
+/// `[dev]`: what `switchyard dev` does when the app's sources change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevConfig {
+    /// The command that rebuilds the app (run with `sh -c` in the config's
+    /// directory), like `"cargo build --release --target wasm32-wasip2"`.
+    pub build: Option<String>,
+    /// Globs of the sources whose change reruns `build`, relative to the
+    /// config's directory (`"src/**"`, `"templates/**/*.html"`).
+    #[serde(default)]
+    pub watch: Vec<String>,
 }

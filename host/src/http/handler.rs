@@ -1,8 +1,9 @@
 //! `app.getRequestHandler()`: the config's redirects and routes, static
-//! files, then the app's default handler.
+//! files, then the app's default handler (in dev mode, with live reload).
 
 use super::access_log;
 use super::admission::Admitted;
+use super::dev;
 use super::error::Error;
 use crate::body::{Body, full};
 use crate::prepared::{Prepared, Shared};
@@ -58,6 +59,11 @@ impl RequestHandler {
         let accept = request.headers().get(header::ACCEPT_ENCODING).cloned();
         // Formatted only for an error's log line.
         let uri = request.uri().clone();
+        let dev = self.shared.options.dev;
+        let method = dev.then(|| request.method().clone());
+        if dev && let Some(response) = self.dev_only(&request) {
+            return response;
+        }
         let mut response = match self.try_handle(request).await {
             Ok(response) => response,
             Err(error) => {
@@ -65,6 +71,9 @@ impl RequestHandler {
                 error.into_response(&uri.to_string(), options.dev, options.quiet)
             }
         };
+        if let Some(method) = method {
+            response = dev::add_reload_script(&method, response).await;
+        }
         if compression {
             response = compress::negotiate(accept, response).await;
         }
@@ -72,6 +81,16 @@ impl RequestHandler {
             Some(entry) => access_log::log(entry, response),
             None => response,
         }
+    }
+
+    /// Dev mode's own answers: the reload event stream, and the failed
+    /// build's output for a page load.
+    fn dev_only<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
+        if request.uri().path() == dev::EVENTS_PATH {
+            return Some(dev::events(&self.shared));
+        }
+        let output = self.shared.dev.build_error()?;
+        dev::wants_page(request.method(), request.headers()).then(|| dev::build_error_page(&output))
     }
 
     async fn try_handle<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>

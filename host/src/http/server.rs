@@ -131,6 +131,11 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    // The `self` grant reaches this address while it is served.
+    let _own = listener
+        .local_addr()
+        .ok()
+        .map(crate::wasm::outgoing::Listening::on);
     let workers = settings.workers.max(1);
     let settings = Arc::new(settings);
     let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));

@@ -3,6 +3,7 @@
 //! request handler and dev-mode reload all hold. A reload swaps a new
 //! prepared app in; requests in flight finish on the one they started with.
 
+mod dev;
 mod in_flight;
 mod options;
 #[expect(
@@ -13,6 +14,7 @@ mod prepared;
 mod reload;
 mod resolved;
 
+pub(crate) use dev::DevState;
 pub(crate) use options::Options;
 pub(crate) use prepared::{Handler, Prepared};
 
@@ -24,6 +26,8 @@ use wasmtime::Result;
 pub(crate) struct Shared {
     pub(crate) options: Options,
     current: ArcSwapOption<Prepared>,
+    /// Dev mode's reload events and build errors.
+    pub(crate) dev: DevState,
 }
 
 impl Shared {
@@ -31,18 +35,38 @@ impl Shared {
         Arc::new(Self {
             options,
             current: ArcSwapOption::empty(),
+            dev: DevState::new(),
         })
     }
 
     /// Prepare the app from the options and make it current; in dev mode,
     /// also start watching its files and swapping new builds in.
+    /// With a build command (dev mode only), it builds the app first; if
+    /// that fails, an earlier build serves (with the error page) if there
+    /// is one.
     pub(crate) async fn prepare(self: &Arc<Self>) -> Result<()> {
         let resolved = resolved::Resolved::from_options(&self.options)?;
+        let build = resolved.dev_build.clone().filter(|_| self.options.dev);
+        if let Some(build) = &build
+            && let Err(output) = build.run().await
+        {
+            if !resolved.app.exists() {
+                wasmtime::bail!(
+                    "the build failed and there is no earlier build of `{}` to serve: {output}",
+                    resolved.app.display()
+                );
+            }
+            tracing::error!("the build failed; serving the earlier build");
+            self.dev.set_build_error(Some(output));
+        }
         let prepared = Prepared::new(resolved).await?;
         let watched = prepared.resolved.clone();
         self.current.store(Some(Arc::new(prepared)));
         if self.options.dev {
             reload::watch(Arc::downgrade(self), &watched)?;
+            if let Some(build) = build {
+                dev::watch_sources(Arc::downgrade(self), build)?;
+            }
         }
         Ok(())
     }
@@ -57,7 +81,9 @@ impl Shared {
         self.current.load().as_deref().map(f)
     }
 
+    /// Make `prepared` current, and reload the open tabs (dev mode).
     fn swap_in(&self, prepared: Prepared) {
         self.current.store(Some(Arc::new(prepared)));
+        self.dev.reload();
     }
 }

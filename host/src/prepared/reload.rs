@@ -79,7 +79,7 @@ async fn reload(shared: &Shared) {
 
 /// Writes, creations, renames and removals change a file; reads (ours
 /// included: loading a build opens and reads it) and metadata do not.
-fn is_change(kind: &EventKind) -> bool {
+pub(super) fn is_change(kind: &EventKind) -> bool {
     matches!(
         kind,
         EventKind::Create(_)

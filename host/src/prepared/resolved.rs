@@ -1,6 +1,7 @@
 //! Where things are, once the builder's options and the config file are
 //! combined: the effective config, the app and router components.
 
+use super::dev::DevBuild;
 use super::options::Options;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ pub(crate) struct Resolved {
     pub(crate) dev: bool,
     /// Where compiled components are cached.
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Dev mode's rebuild on change, when a build command is set.
+    pub(crate) dev_build: Option<DevBuild>,
 }
 
 impl Resolved {
@@ -57,6 +60,23 @@ impl Resolved {
         } else {
             options.routers.clone()
         };
+        let build = options.build.clone().or_else(|| config.dev.build.clone());
+        let watch = if options.watch.is_empty() {
+            &config.dev.watch
+        } else {
+            &options.watch
+        };
+        let dev_build = match build {
+            Some(command) => Some(DevBuild::new(command, watch, &config.base_dir).map_err(
+                |reason| {
+                    let file = config_file
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
+                    ConfigError::invalid(&file, "dev.watch", reason)
+                },
+            )?),
+            None => None,
+        };
         Ok(Self {
             config,
             config_file,
@@ -64,6 +84,7 @@ impl Resolved {
             routers,
             dev: options.dev,
             cache_dir: options.cache_dir.clone(),
+            dev_build,
         })
     }
 

@@ -10,12 +10,16 @@
 //! one, nor DNS rebinding, reaches the host's own network); reaching one
 //! takes a grant of that address. The connection goes to the address that
 //! was checked, never to a second resolution of the name.
+//!
+//! `self` grants the server's own addresses: `localhost` or an IP address,
+//! at a port this process listens on (so a page can fetch the app's own JSON
+//! API, whatever port the server was given).
 
 use http::uri::Scheme;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -36,11 +40,55 @@ pub(crate) enum Grant {
     Host { name: String, port: Option<u16> },
     /// An IP address, granted whatever kind of address it is.
     Address { ip: IpAddr, port: Option<u16> },
+    /// `self`: the addresses this server listens on.
+    Own,
+}
+
+/// The addresses this process serves on, for the `self` grant.
+static LISTENING: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+/// Counts `address` as one of this server's own until dropped.
+#[derive(Debug)]
+pub(crate) struct Listening(SocketAddr);
+
+impl Listening {
+    /// Record that this process serves on `address`.
+    pub(crate) fn on(address: SocketAddr) -> Self {
+        own_addresses().push(address);
+        Self(address)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut own = own_addresses();
+        if let Some(i) = own.iter().position(|a| *a == self.0) {
+            own.swap_remove(i);
+        }
+    }
+}
+
+fn own_addresses() -> std::sync::MutexGuard<'static, Vec<SocketAddr>> {
+    LISTENING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a connection to `address` reaches this server.
+fn is_own(address: SocketAddr) -> bool {
+    own_addresses().iter().any(|own| {
+        own.port() == address.port()
+            && (own.ip() == address.ip()
+                || (own.ip().is_unspecified() && address.ip().is_loopback()))
+    })
 }
 
 impl Grant {
     /// Parse `text`; `Err` says why it is not a grant.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        if text == "self" {
+            return Ok(Grant::Own);
+        }
         let (host, port) = split_port(text)?;
         if host == "*" {
             return Ok(Grant::Any { port });
@@ -54,7 +102,7 @@ impl Grant {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if !valid {
             return Err(format!(
-                "`{text}` is not a host name, an IP address or `*` (with an optional `:PORT`)"
+                "`{text}` is not a host name, an IP address or `*` (with an optional `:PORT`), nor `self`"
             ));
         }
         Ok(Grant::Host {
@@ -66,6 +114,8 @@ impl Grant {
     fn allows_port(&self, port: u16) -> bool {
         let granted = match self {
             Grant::Any { port } | Grant::Host { port, .. } | Grant::Address { port, .. } => *port,
+            // Checked against the addresses themselves.
+            Grant::Own => return true,
         };
         match granted {
             Some(granted) => granted == port,
@@ -160,6 +210,7 @@ impl Outgoing {
                         Grant::Any { .. } => true,
                         Grant::Host { name, .. } => *name == host,
                         Grant::Address { ip, .. } => literal == Some(*ip),
+                        Grant::Own => literal.is_some() || host == "localhost",
                     }
             })
             .ok_or(Error::HttpRequestDenied)?;
@@ -178,6 +229,7 @@ impl Outgoing {
                 .into_iter()
                 .filter(|address| is_public(address.ip()))
                 .collect(),
+            Grant::Own => addresses.into_iter().filter(|a| is_own(*a)).collect(),
             Grant::Host { .. } | Grant::Address { .. } => addresses,
         };
         if allowed.is_empty() {
@@ -300,6 +352,19 @@ mod tests {
             !allowed(&any, "http://93.184.215.14:8080/").await,
             "80 and 443 only"
         );
+    }
+
+    #[tokio::test]
+    async fn self_grants_only_this_servers_own_addresses() {
+        let own = outgoing(&["self"]);
+        assert!(!allowed(&own, "http://127.0.0.1:47001/").await);
+        let _listening = Listening::on("127.0.0.1:47001".parse().unwrap());
+        assert!(allowed(&own, "http://127.0.0.1:47001/").await);
+        assert!(allowed(&own, "http://localhost:47001/").await);
+        assert!(!allowed(&own, "http://127.0.0.1:47002/").await);
+        assert!(!allowed(&own, "http://example.com:47001/").await);
+        drop(_listening);
+        assert!(!allowed(&own, "http://127.0.0.1:47001/").await);
     }
 
     #[tokio::test]

@@ -3,8 +3,7 @@
 use crate::bindings::wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
-#[cfg(not(feature = "router"))]
-use crate::bindings::wasi::io::streams::StreamError;
+use crate::bindings::wasi::io::streams::{InputStream, StreamError};
 use crate::{Request, Response};
 
 /// The most a single `blocking-write-and-flush` may carry.
@@ -12,16 +11,23 @@ const WRITE_CHUNK: usize = 4096;
 
 /// Read `incoming` (body included) into a [`Request`]. The path is left raw
 /// (percent-encoded) for routing; the query is parsed.
-#[cfg(not(feature = "router"))]
-pub(crate) fn read_request(incoming: IncomingRequest) -> anyhow::Result<Request> {
+#[doc(hidden)]
+pub fn read_request(incoming: IncomingRequest) -> anyhow::Result<Request> {
     let mut request = read_head(&incoming);
-    request.body = read_body(&incoming)?;
+    let body = incoming
+        .consume()
+        .map_err(|()| anyhow::anyhow!("request body already consumed"))?;
+    let stream = body
+        .stream()
+        .map_err(|()| anyhow::anyhow!("request body stream already taken"))?;
+    request.set_body(read_to_end(&stream, usize::MAX)?);
     Ok(request)
 }
 
 /// Read everything but the body of `incoming`, which stays unconsumed (a
 /// router may pass the request on). The path is left raw (percent-encoded).
-pub(crate) fn read_head(incoming: &IncomingRequest) -> Request {
+#[doc(hidden)]
+pub fn read_head(incoming: &IncomingRequest) -> Request {
     let target = incoming
         .path_with_query()
         .unwrap_or_else(|| "/".to_string());
@@ -37,38 +43,30 @@ pub(crate) fn read_head(incoming: &IncomingRequest) -> Request {
             )
         })
         .collect();
-    Request {
-        method: method_name(&incoming.method()),
-        path: path.to_string(),
-        raw_query: raw_query.to_string(),
-        query: crate::parse_query(raw_query),
+    Request::from_head(
+        method_name(&incoming.method()),
+        path,
+        raw_query,
+        incoming.authority(),
         headers,
-        ..Request::default()
-    }
+    )
 }
 
-#[cfg(not(feature = "router"))]
-fn read_body(incoming: &IncomingRequest) -> anyhow::Result<Vec<u8>> {
-    let body = incoming
-        .consume()
-        .map_err(|()| anyhow::anyhow!("request body already consumed"))?;
-    let stream = body
-        .stream()
-        .map_err(|()| anyhow::anyhow!("request body stream already taken"))?;
+/// Read `stream` until it closes; more than `limit` bytes is an error.
+pub(crate) fn read_to_end(stream: &InputStream, limit: usize) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
+            Err(StreamError::Closed) => return Ok(bytes),
             Err(StreamError::LastOperationFailed(error)) => {
-                anyhow::bail!(
-                    "failed to read the request body: {}",
-                    error.to_debug_string()
-                )
+                anyhow::bail!("failed to read the body: {}", error.to_debug_string())
             }
         }
+        if bytes.len() > limit {
+            anyhow::bail!("the body is larger than {limit} bytes");
+        }
     }
-    Ok(bytes)
 }
 
 fn method_name(method: &Method) -> String {
@@ -89,7 +87,8 @@ fn method_name(method: &Method) -> String {
 
 /// Send `response` through `out`. The whole body is written even for HEAD:
 /// the server drops it on the wire and keeps `content-length`.
-pub(crate) fn write_response(out: ResponseOutparam, response: Response) {
+#[doc(hidden)]
+pub fn write_response(out: ResponseOutparam, response: Response) {
     let fields: Vec<(String, Vec<u8>)> = response
         .headers
         .into_iter()
@@ -121,7 +120,7 @@ pub(crate) fn write_response(out: ResponseOutparam, response: Response) {
     }
 }
 
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_body(body: &OutgoingBody, bytes: &[u8]) -> anyhow::Result<()> {
     let stream = body
         .write()
         .map_err(|()| anyhow::anyhow!("response body stream already taken"))?;

@@ -2,26 +2,19 @@
 
 use crate::bindings::exports::switchyard::server::renderer;
 use crate::bindings::exports::wasi::http::incoming_handler;
-use crate::bindings::switchyard::server::types::{Page, RequestInfo};
-use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 use crate::pages::Mode;
-use crate::{App, Pages, Request, Response};
+use crate::{App, pages};
 use std::marker::PhantomData;
-use std::sync::OnceLock;
+use switchyard_guest::bindings::switchyard::server::types::{Page, RequestInfo};
+use switchyard_guest::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+use switchyard_guest::{Request, Response};
 
 /// The type [`export!`](crate::export) exports for an app `A`.
 pub struct Exports<A>(PhantomData<A>);
 
-/// The app's table, built once per instance (a component exports one app,
-/// so one static serves).
-fn pages<A: App>() -> &'static Pages {
-    static PAGES: OnceLock<Pages> = OnceLock::new();
-    PAGES.get_or_init(A::pages)
-}
-
 impl<A: App> incoming_handler::Guest for Exports<A> {
     fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-        let response = match crate::http::read_request(incoming) {
+        let response = match switchyard_guest::http::read_request(incoming) {
             Ok(request) => {
                 let if_none_match = request.header("if-none-match").map(str::to_string);
                 pages::<A>()
@@ -32,7 +25,7 @@ impl<A: App> incoming_handler::Guest for Exports<A> {
                 .with_status(400)
                 .finish(None),
         };
-        crate::http::write_response(out, response);
+        switchyard_guest::http::write_response(out, response);
     }
 }
 
@@ -44,10 +37,10 @@ impl<A: App> renderer::Guest for Exports<A> {
         query: Vec<(String, String)>,
         info: RequestInfo,
     ) -> Result<Page, String> {
-        let request = Request::rendering(info, query);
+        let mut request = Request::rendering(info, query);
         let if_none_match = request.header("if-none-match").map(str::to_string);
         let pages = pages::<A>();
-        let response = match pages.render(&page, &request, Mode::from_env()) {
+        let response = match pages.render(&page, &mut request, Mode::from_env()) {
             None => pages.not_found(&request),
             Some(Ok(response)) => response,
             Some(Err(error)) => return Err(format!("{error:#}")),
@@ -56,6 +49,6 @@ impl<A: App> renderer::Guest for Exports<A> {
     }
 
     fn pages() -> Vec<String> {
-        pages::<A>().patterns()
+        pages::<A>().patterns().map(str::to_string).collect()
     }
 }

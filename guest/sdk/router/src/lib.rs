@@ -1,14 +1,13 @@
 //! Write router components: the Next.js custom server's routing code, as a
 //! component composed in front of an app (the `switchyard:server/router`
-//! world). Enable the `router` feature (and disable the default `app`).
+//! world). It builds in the same cargo run as apps.
 //!
 //! A router sees each request first and either renders one of the app's
 //! pages by name, or passes the request through to the app's default
 //! handler. It reads like `server.js`:
 //!
 //! ```no_run
-//! use switchyard_guest::router::{Action, Router, app};
-//! use switchyard_guest::{Request, Result};
+//! use switchyard_router::{Action, Request, Result, Router, app};
 //!
 //! struct Server;
 //!
@@ -23,17 +22,20 @@
 //!     }
 //! }
 //!
-//! switchyard_guest::export_router!(Server);
+//! switchyard_router::export!(Server);
 //! ```
 //!
 //! An error returned from `handle` (or a page that fails to render) is
 //! logged as `Error occurred handling <url> <error>` and answered with
 //! `500 internal server error`.
 
+pub mod bindings;
+
+pub use switchyard_guest::*;
+
 use crate::bindings::exports::wasi::http::incoming_handler;
-use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
-use crate::{Request, Response};
 use std::marker::PhantomData;
+use switchyard_guest::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 /// What a router does with a request.
 #[derive(Debug)]
@@ -42,6 +44,13 @@ pub enum Action {
     Respond(Response),
     /// Hand the request, body and all, to the app's default handler.
     PassThrough,
+}
+
+impl Action {
+    /// Send anything a page could answer with: `Action::respond(Redirect::see_other("/"))`.
+    pub fn respond<Via>(response: impl IntoResponse<Via>) -> anyhow::Result<Self> {
+        Ok(Self::Respond(response.into_response()?))
+    }
 }
 
 /// A router: decides, per request, what to do with it.
@@ -56,7 +65,7 @@ pub mod app {
     use super::Action;
     use crate::Request;
     use crate::bindings::switchyard::server::renderer;
-    use crate::bindings::switchyard::server::types::RequestInfo;
+    use switchyard_guest::bindings::switchyard::server::types::RequestInfo;
 
     /// `app.render(req, res, page, query)`: render the app's page named
     /// `page` (`/a`, `/posts/[id]`) with `query`. A page the app does not
@@ -90,18 +99,18 @@ pub mod app {
     }
 }
 
-/// The type [`export_router!`](crate::export_router) exports for a router `R`.
+/// The type [`export!`](crate::export) exports for a router `R`.
 #[doc(hidden)]
 pub struct RouterExports<R>(PhantomData<R>);
 
 impl<R: Router> incoming_handler::Guest for RouterExports<R> {
     fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-        let mut request = crate::http::read_head(&incoming);
-        let url = match request.raw_query.as_str() {
-            "" => request.path.clone(),
-            query => format!("{}?{query}", request.path),
+        let mut request = switchyard_guest::http::read_head(&incoming);
+        let url = match request.raw_query() {
+            "" => request.path().to_string(),
+            query => format!("{}?{query}", request.path()),
         };
-        request.path = crate::decode_path(&request.path);
+        request.set_path(switchyard_guest::decode_path(request.path()));
         let response = match R::handle(&request) {
             Ok(Action::PassThrough) => {
                 return crate::bindings::wasi::http::incoming_handler::handle(incoming, out);
@@ -116,15 +125,15 @@ impl<R: Router> incoming_handler::Guest for RouterExports<R> {
             Some(_) => response,
             None => response.finish(request.header("if-none-match")),
         };
-        crate::http::write_response(out, response);
+        switchyard_guest::http::write_response(out, response);
     }
 }
 
 /// Export a [`Router`] as the component's `wasi:http/incoming-handler`.
 #[macro_export]
-macro_rules! export_router {
+macro_rules! export {
     ($router:ty) => {
-        type __SwitchyardRouterExports = $crate::router::RouterExports<$router>;
+        type __SwitchyardRouterExports = $crate::RouterExports<$router>;
         $crate::bindings::export_router!(__SwitchyardRouterExports);
     };
 }

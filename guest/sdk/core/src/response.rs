@@ -1,4 +1,5 @@
-//! Responses: HTML, JSON, text and redirects, with the headers Next.js sends.
+//! Responses: HTML, JSON, text, redirects and cookies, with the headers
+//! Next.js sends.
 
 use crate::bindings::switchyard::server::types::Page;
 use serde::Serialize;
@@ -81,6 +82,37 @@ impl Response {
         self
     }
 
+    /// The same response with one more header `name: value` (keeping
+    /// those already there: `set-cookie`, `link`, `vary`...).
+    pub fn append_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// The same response setting `cookie` (a `Set-Cookie` header, name and
+    /// value percent-encoded, as [`Request::cookie`](crate::Request::cookie)
+    /// decodes them).
+    ///
+    /// ```
+    /// use switchyard_guest::{Cookie, Response, SameSite};
+    ///
+    /// let cookie = Cookie::build(("name", "Ada L"))
+    ///     .path("/")
+    ///     .http_only(true)
+    ///     .same_site(SameSite::Lax)
+    ///     .max_age(switchyard_guest::cookie::time::Duration::days(30));
+    /// let response = Response::html("ok").with_cookie(cookie);
+    /// assert_eq!(
+    ///     response.header("set-cookie"),
+    ///     Some("name=Ada%20L; HttpOnly; SameSite=Lax; Path=/; Max-Age=2592000"),
+    /// );
+    /// ```
+    pub fn with_cookie<'c>(self, cookie: impl Into<cookie::Cookie<'c>>) -> Self {
+        let cookie = cookie.into();
+        self.append_header("set-cookie", &cookie.encoded().to_string())
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -92,7 +124,8 @@ impl Response {
     /// Complete the headers for the wire: a strong `ETag` on a 200, then
     /// `304 Not Modified` when `if_none_match` has it, and `content-length`.
     /// On every page render's path: it formats by hand, with no `format!`.
-    pub(crate) fn finish(mut self, if_none_match: Option<&str>) -> Self {
+    #[doc(hidden)]
+    pub fn finish(mut self, if_none_match: Option<&str>) -> Self {
         if self.status == 200 && self.header("etag").is_none() {
             let etag = etag(&self.body);
             if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {

@@ -1,0 +1,187 @@
+//! Dev mode in the browser: a small script in every HTML page that listens
+//! on [`EVENTS_PATH`] (server-sent events) and reloads the tab after a new
+//! build is swapped in, and the page that shows a failed build's output.
+//! Neither exists outside dev mode.
+
+use crate::body::{Body, full};
+use crate::prepared::Shared;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body::Frame;
+use http_body_util::{BodyExt, Limited, StreamBody};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+
+/// The dev-only event stream the reload script listens on.
+pub(crate) const EVENTS_PATH: &str = "/_switchyard/events";
+
+/// How often an idle event stream sends a comment, so that proxies and
+/// the browser keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The largest HTML page the script is added to; larger ones go unchanged.
+const MAX_PAGE: usize = 16 * 1024 * 1024;
+
+/// Added at the end of every HTML page in dev mode.
+const RELOAD_SCRIPT: &str = "<script>/* switchyard dev: reload after each build */\
+new EventSource(\"/_switchyard/events\").addEventListener(\"reload\",()=>location.reload());\
+</script>";
+
+/// The event stream: `event: reload` after each swap or failed build.
+pub(crate) fn events(shared: &Shared) -> Response<Body> {
+    // Reconnect quickly when the server restarts.
+    let hello = tokio_stream::once(Bytes::from_static(b"retry: 500\n\n"));
+    let reloads = BroadcastStream::new(shared.dev.subscribe())
+        .map(|_| Bytes::from_static(b"event: reload\ndata: \n\n"));
+    let pings = IntervalStream::new(tokio::time::interval(KEEP_ALIVE))
+        .skip(1)
+        .map(|_| Bytes::from_static(b": ping\n\n"));
+    let stream = hello
+        .chain(reloads.merge(pings))
+        .map(|bytes| Ok(Frame::data(bytes)));
+    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether a request is a page load (a tab that would show HTML).
+pub(crate) fn wants_page(method: &Method, headers: &http::HeaderMap) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The page that shows a failed build's output (escaped), and reloads
+/// itself when a build succeeds.
+pub(crate) fn build_error_page(output: &str) -> Response<Body> {
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Build failed · switchyard dev</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\
+         body{{margin:0;font-family:system-ui,sans-serif;background:#1f2430;color:#f1f3f5}}\
+         main{{max-width:60rem;margin:0 auto;padding:2rem 1.25rem}}\
+         h1{{color:#ff8787;font-size:1.5rem}}\
+         pre{{background:#12151c;padding:1rem;border-radius:8px;overflow-x:auto;white-space:pre-wrap;line-height:1.45}}\
+         </style>\n</head>\n<body>\n<main>\n<h1>Build failed</h1>\n\
+         <p>The last good build is still serving everything else. Fix the error and save: this page reloads itself.</p>\n\
+         <pre id=\"build-error\">{}</pre>\n</main>\n{RELOAD_SCRIPT}\n</body>\n</html>\n",
+        escape_html(output)
+    );
+    let mut response = Response::new(full(page));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `response` with the reload script before its `</body>` (or at its end),
+/// if it is an HTML page with a body.
+pub(crate) async fn add_reload_script(method: &Method, response: Response<Body>) -> Response<Body> {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    let status = response.status();
+    let has_body = !(method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational());
+    if !is_html || !has_body || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let page = match Limited::new(body, MAX_PAGE).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::error!("dev: failed to read an HTML page to add the reload script: {error}");
+            let mut failed = Response::new(full("500: Internal Server Error"));
+            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return failed;
+        }
+    };
+    let at = find_last_ignore_case(&page, b"</body>").unwrap_or(page.len());
+    let mut with_script = BytesMut::with_capacity(page.len() + RELOAD_SCRIPT.len());
+    with_script.extend_from_slice(&page[..at]);
+    with_script.extend_from_slice(RELOAD_SCRIPT.as_bytes());
+    with_script.extend_from_slice(&page[at..]);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::ETAG);
+    Response::from_parts(parts, full(with_script.freeze()))
+}
+
+fn find_last_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window.eq_ignore_ascii_case(needle))
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn text(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn html(body: &'static str) -> Response<Body> {
+        let mut response = Response::new(full(body));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        response
+    }
+
+    #[tokio::test]
+    async fn the_script_goes_before_the_end_of_the_body() {
+        let page = add_reload_script(&Method::GET, html("<body><p>x</p></BODY></html>")).await;
+        assert!(page.headers().get(header::CONTENT_LENGTH).is_none());
+        assert_eq!(
+            text(page).await,
+            format!("<body><p>x</p>{RELOAD_SCRIPT}</BODY></html>")
+        );
+        let fragment = add_reload_script(&Method::GET, html("<p>x</p>")).await;
+        assert_eq!(text(fragment).await, format!("<p>x</p>{RELOAD_SCRIPT}"));
+        let head = add_reload_script(&Method::HEAD, html("<p>x</p>")).await;
+        assert_eq!(text(head).await, "<p>x</p>");
+    }
+
+    #[tokio::test]
+    async fn the_error_page_escapes_the_output() {
+        let page = build_error_page("error: <script>alert(1)</script> & \"x\"");
+        assert_eq!(page.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = text(page).await;
+        assert!(body.contains("error: &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"));
+    }
+}

@@ -1,0 +1,493 @@
+//! The example site in a real browser: headless Chromium driven through
+//! ChromeDriver (WebDriver). Every page loads with its stylesheet and no
+//! console errors, links navigate, both forms land where they should, and in
+//! dev mode an edit to a page's source shows up in the open tab by itself.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`just install-chromium`);
+//! screenshots go to `target/browser/`.
+
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use switchyard_tests::{APP_COMPONENT, Server};
+
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// How long the browser may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How long a dev-mode rebuild of the example app may take (a release
+/// build of one crate, with LTO, on a small machine).
+const REBUILD: Duration = Duration::from_secs(300);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A ChromeDriver process and a headless Chromium session through it;
+/// both end when dropped.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        for program in ["chromium", "chromedriver"] {
+            assert!(
+                Command::new(program).arg("--version").output().is_ok(),
+                "`{program}` is missing: run `just install-chromium` (Debian's chromium and chromium-driver)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start chromedriver");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < WAIT, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = Capabilities::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1200,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("failed to start a Chromium session");
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// The console messages since the last call, as `LEVEL message`.
+    async fn console(&self) -> Vec<String> {
+        let logs = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("browser log");
+        logs.as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| {
+                format!(
+                    "{} {}",
+                    entry["level"].as_str().unwrap_or("?"),
+                    entry["message"]
+                )
+            })
+            .collect()
+    }
+
+    /// The console errors since the last call.
+    async fn console_errors(&self) -> Vec<String> {
+        let mut errors = self.console().await;
+        errors.retain(|line| line.starts_with("SEVERE"));
+        errors
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no `{css}` on the page: {error}"));
+        element.text().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// Wait until the `css` element's text contains `expected` (the page may
+    /// reload meanwhile).
+    async fn wait_for_text(&self, css: &str, expected: &str, within: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+                && text.contains(expected)
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "`{css}` never showed {expected:?}; the page has: {}",
+                self.client.source().await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = root().join("target").join("browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// ChromeDriver's `POST /session/{id}/se/log`: the browser's console.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// The example site's config, as the repository's `switchyard.toml` has
+/// it, for `app` in a directory of its own.
+fn site_config(app: &str) -> String {
+    format!(
+        "app = {app:?}\npublic_dir = {:?}\n[grants]\noutgoing_http = [\"self\"]\n",
+        root().join("public").display().to_string()
+    )
+}
+
+fn url(address: SocketAddr, path: &str) -> String {
+    format!("http://{address}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_loads_styled_without_console_errors() {
+    let dir = switchyard_tests::config_dir(&site_config(APP_COMPONENT));
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let browser = Browser::start().await;
+    let pages = [
+        ("/", "Welcome to Switchyard", 200),
+        ("/a?name=Ada", "This is page a", 200),
+        ("/b", "This is page b", 200),
+        ("/posts", "Posts", 200),
+        ("/posts/hello-world", "Hello, world", 200),
+        ("/search?q=cache", "Search", 200),
+        ("/profile", "Profile", 200),
+        ("/stats", "Stats", 200),
+        ("/cached", "SSR caching", 200),
+        ("/nope", "404 - Page Not Found", 404),
+        ("/boom", "500 - Internal Server Error", 500),
+    ];
+    for (path, heading, status) in pages {
+        browser
+            .client
+            .goto(&url(server.address, path))
+            .await
+            .unwrap();
+        assert_eq!(browser.text("h1").await, heading, "{path}");
+        // The stylesheet from public/ applied: the header has its border.
+        let styled = browser
+            .client
+            .execute(
+                "return getComputedStyle(document.querySelector('.site-header')).borderBottomStyle",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(styled, Value::from("solid"), "{path}: style.css applied");
+        let mut errors = browser.console_errors().await;
+        // The browser reports the page's own error status, and nothing else.
+        if status != 200 {
+            errors.retain(|line| !line.contains(&format!("status of {status}")));
+        }
+        assert!(errors.is_empty(), "{path}: console errors {errors:?}");
+        let name = path.trim_matches('/').replace(['/', '?', '='], "-");
+        browser
+            .screenshot(if name.is_empty() { "index" } else { &name })
+            .await;
+    }
+    // The page that fetched the app's JSON API over HTTP counted its words.
+    browser
+        .client
+        .goto(&url(server.address, "/stats"))
+        .await
+        .unwrap();
+    let total: u32 = browser.text("#total").await.parse().unwrap();
+    assert!(total > 50, "{total}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn links_navigate_and_both_forms_land_where_they_should() {
+    let dir = switchyard_tests::config_dir(&site_config(APP_COMPONENT));
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&url(server.address, "/")).await.unwrap();
+
+    // Navigation: the header's Posts link, then a post's card.
+    client
+        .find(Locator::LinkText("Posts"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("h1", "Posts", WAIT).await;
+    assert_eq!(browser.path().await, "/posts");
+    client
+        .find(Locator::Css(".card a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("h1", "Hello, world", WAIT).await;
+    assert_eq!(browser.path().await, "/posts/hello-world");
+
+    // A GET form: the search page with the words in its query.
+    client
+        .find(Locator::LinkText("Search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let field = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input[name=q]"))
+        .await
+        .unwrap();
+    field.send_keys("cache").await.unwrap();
+    client
+        .find(Locator::Css("form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#summary", "1 post matches", WAIT)
+        .await;
+    assert_eq!(browser.path().await, "/search?q=cache");
+    assert!(
+        browser
+            .text(".cards")
+            .await
+            .contains("Caching rendered pages")
+    );
+
+    // A POST form: the API route sets a cookie and redirects (303) back.
+    client
+        .find(Locator::Css("nav a[href='/profile']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let name = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input[name=name]"))
+        .await
+        .unwrap();
+    name.send_keys("Ada <Lovelace>").await.unwrap();
+    client
+        .find(Locator::Css("form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("#saved", "Saved.", WAIT).await;
+    assert_eq!(browser.path().await, "/profile?saved=1");
+    assert_eq!(browser.text("#visitor").await, "Ada <Lovelace>");
+    // The cookie follows the visitor to every page.
+    client.goto(&url(server.address, "/a")).await.unwrap();
+    assert_eq!(
+        browser.text("nav a[href='/profile']").await,
+        "Hi, Ada <Lovelace>"
+    );
+    browser.screenshot("profile-signed-in").await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors {errors:?}");
+    browser.close().await;
+}
+
+/// A workspace of its own holding a copy of the example app (renamed
+/// `edited-app`), built into the shared guest target directory (so only
+/// the app itself recompiles).
+fn copy_of_the_example_app() -> tempfile::TempDir {
+    let root = root();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    for sub in ["src", "templates"] {
+        std::fs::create_dir_all(app.join(sub)).unwrap();
+        for entry in std::fs::read_dir(root.join("guest/app").join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), app.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    // Named apart, so that its build does not replace the tests' app.wasm.
+    let package = std::fs::read_to_string(root.join("guest/app/Cargo.toml")).unwrap();
+    let package = package.replace("name = \"app\"", "name = \"edited-app\"");
+    std::fs::write(app.join("Cargo.toml"), package).unwrap();
+    std::fs::copy(root.join("guest/Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    // The guest workspace's manifest, its path dependencies made absolute.
+    let manifest = std::fs::read_to_string(root.join("guest/Cargo.toml")).unwrap();
+    let members_start = manifest.find("members = [").unwrap();
+    let members_end = members_start + manifest[members_start..].find(']').unwrap() + 1;
+    let manifest = format!(
+        "{}members = [\"app\"]{}",
+        &manifest[..members_start],
+        &manifest[members_end..]
+    )
+    .replace(
+        "path = \"sdk/",
+        &format!("path = \"{}/guest/sdk/", root.display()),
+    );
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    let target = root.join("target").join("wasm");
+    let build = format!(
+        "CARGO_TARGET_DIR='{target}' cargo build --offline --release --target wasm32-wasip2 -p edited-app \
+         && mkdir -p build && cp '{target}/wasm32-wasip2/release/edited_app.wasm' build/app.wasm.tmp \
+         && mv build/app.wasm.tmp build/app.wasm",
+        target = target.display()
+    );
+    let config = format!(
+        "{}[dev]\nbuild = {build:?}\nwatch = [\"app/src/**\", \"app/templates/**\"]\n",
+        site_config("build/app.wasm")
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    dir
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", file.display());
+    std::fs::write(file, text.replace(from, to)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_rebuilds_on_an_edit_and_the_open_tab_reloads_itself() {
+    let dir = copy_of_the_example_app();
+    let server = Server::start(
+        SWITCHYARD,
+        &["dev", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[("RUST_LOG", "info")],
+    );
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&url(server.address, "/a?name=dev"))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("h1").await, "This is page a");
+
+    // An edit to the page's template: the tab shows it without being told.
+    let template = dir.path().join("app/templates/named.html");
+    edit(&template, "This is page", "Edited: this is page");
+    browser
+        .wait_for_text("h1", "Edited: this is page a", REBUILD)
+        .await;
+    assert_eq!(
+        browser.path().await,
+        "/a?name=dev",
+        "the same tab, reloaded"
+    );
+
+    // A broken build: the tab shows the compiler's error; the fix brings
+    // the page back. Meanwhile the last good build serves everything else.
+    let page = dir.path().join("app/src/lib.rs");
+    edit(
+        &page,
+        "let name = req.query(\"name\")",
+        "let name = req.query(\"name\") oops",
+    );
+    browser.wait_for_text("h1", "Build failed", REBUILD).await;
+    assert!(browser.text("#build-error").await.contains("oops"));
+    let api = switchyard_tests::get(server.address, "/api/hello");
+    assert_eq!(api.status, 200, "the last good build still serves");
+    browser.screenshot("dev-build-failed").await;
+    edit(
+        &page,
+        "let name = req.query(\"name\") oops",
+        "let name = req.query(\"name\")",
+    );
+    browser
+        .wait_for_text("h1", "Edited: this is page a", REBUILD)
+        .await;
+    let errors = browser.console_errors().await;
+    errors
+        .iter()
+        .filter(|line| !line.contains("status of 500"))
+        .for_each(|line| panic!("console error: {line}"));
+    browser.close().await;
+    assert!(server.printed("the build failed; still serving the last good build"));
+}
