@@ -13,6 +13,9 @@ default:
 # The wasmtime CLI matching the host's wasmtime, for `serve-wasmtime` and the tests.
 wasmtime_version := "48.0.8"
 
+# Debian's Chromium (and ChromeDriver) for the browser tests.
+chromium_version := "156.0.8078.108-1~deb12u1"
+
 # Build the guest components in release: build/app.wasm and build/router.wasm.
 build-guest: wasm-target
     CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app -p router
@@ -40,8 +43,8 @@ build-host:
 serve *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm {{ARGS}}
 
-# Serve the example site in dev mode: edit guest/app and the open tab reloads
-# (switchyard.toml's `[dev]` rebuilds it with `just build-app`).
+# (switchyard.toml's `[dev]` rebuilds it with `just build-app` on each change).
+# Serve the example site in dev mode: edit guest/app and the open tab reloads.
 dev *ARGS: build-host
     ./target/release/switchyard dev {{ARGS}}
 
@@ -61,21 +64,26 @@ install-wasmtime:
 serve-wasmtime *ARGS: compose install-wasmtime
     wasmtime serve -Scli {{ARGS}} build/composed.wasm
 
-# Run every test: the guest SDK's unit and doc tests, then the host's unit
-# and end-to-end tests (some run the stock `wasmtime serve` and headless
-# Chromium, installed when missing).
+# The guest SDK's unit and doc tests, then the host's unit and end-to-end tests (some
+# run the stock `wasmtime serve` and headless Chromium, installed when missing).
+# Run every test.
 test: install-wasmtime install-chromium wasm-target
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p app
     cargo test --workspace
 
-# Debian's Chromium and ChromeDriver for the browser tests, when missing (as root, or with sudo).
+# As root or with sudo: the pinned version, or its successor once Debian's archive moved on.
+# Install Debian's Chromium and ChromeDriver for the browser tests, when missing.
 install-chromium:
     #!/usr/bin/env bash
     set -euo pipefail
     command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+    install "chromium={{chromium_version}}" "chromium-driver={{chromium_version}}" || {
+        echo "chromium {{chromium_version}} is no longer in the archive: installing its successor" >&2
+        install chromium chromium-driver
+    }
 
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
 bench: build-guest install-wasmtime
@@ -104,5 +112,4 @@ lint:
     cargo fmt --all -- --check
     cargo fmt --all --manifest-path guest/Cargo.toml -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p switchyard-guest -p app -p fixtures -p p2-proxy -p wstd-proxy -p p3-handler -- -D warnings
-    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 -p router -- -D warnings
+    CARGO_TARGET_DIR="{{guest_target}}" cargo clippy --manifest-path guest/Cargo.toml --target wasm32-wasip2 --workspace -- -D warnings

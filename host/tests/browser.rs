@@ -483,11 +483,10 @@ async fn dev_mode_rebuilds_on_an_edit_and_the_open_tab_reloads_itself() {
     browser
         .wait_for_text("h1", "Edited: this is page a", REBUILD)
         .await;
-    let errors = browser.console_errors().await;
-    errors
-        .iter()
-        .filter(|line| !line.contains("status of 500"))
-        .for_each(|line| panic!("console error: {line}"));
+    let mut errors = browser.console_errors().await;
+    // The failed build's page answered 500; nothing else went wrong.
+    errors.retain(|line| !line.contains("status of 500"));
+    assert!(errors.is_empty(), "console errors {errors:?}");
     browser.close().await;
     assert!(server.printed("the build failed; still serving the last good build"));
 }

@@ -344,7 +344,7 @@ fn check_and_routes_report_without_serving() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(
-        stdout.contains("with 9 pages; 2 routes and redirects"),
+        stdout.contains("with 15 pages; 2 routes and redirects"),
         "{stdout}"
     );
     assert!(

@@ -16,7 +16,7 @@ use std::fmt::{Display, Write as _};
 /// ```
 /// use switchyard_guest::{Html, IntoResponse, Json, Redirect, Response};
 ///
-/// fn status(response: impl IntoResponse<impl Sized>) -> u16 {
+/// fn status<Via>(response: impl IntoResponse<Via>) -> u16 {
 ///     response.into_response().unwrap().status
 /// }
 /// assert_eq!(status(Response::text("plain")), 200);
