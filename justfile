@@ -88,8 +88,9 @@ install-chromium:
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
 bench: build-guest install-wasmtime
     command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p p3-handler
-    cargo build --profile dist -p switchyard --bins --example native_hello --example render_call
+    command -v taskset >/dev/null || (apt-get update && apt-get install -y util-linux)
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p p3-handler -p p2-proxy
+    cargo build --profile dist -p switchyard --bins --example native_hello --example native_site --example render_call
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 

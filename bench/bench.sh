@@ -14,6 +14,12 @@
 # references measured in this run. Last, what one render call costs in
 # process, with no HTTP around it (bench/render_call.rs).
 #
+# Then the pinned layout: each server alone on core 0 (taskset), wrk on
+# core 1 (-t1 -c16), so the load generator does not compete with the
+# server; there the references are native hyper hello and a native hyper +
+# askama server rendering the same pages with the same templates
+# (bench/native_site.rs).
+#
 # Knobs: ROUNDS (3), DURATION (5s), CONNECTIONS (32), THREADS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,7 +97,9 @@ instance_reuse = 1000
 TOML
 pooling="pooling-allocator=y,pooling-memory-keep-resident=2097152,pooling-table-keep-resident=65536,pooling-pagemap-scan=y"
 p3=target/wasm/wasm32-wasip2/release/p3_handler.wasm
+p2proxy=target/wasm/wasm32-wasip2/release/p2_proxy.wasm
 start native /a $BIN/examples/native_hello
+start native-site "/a?name=bench" $BIN/examples/native_site
 start wasmtime-default /a wasmtime serve -Scli --addr 127.0.0.1:0 "$app"
 start wasmtime-pooling /a wasmtime serve -Scli -O "$pooling" --addr 127.0.0.1:0 "$app"
 start wasmtime-composed /a?name=bench wasmtime serve -Scli --addr 127.0.0.1:0 "$W/composed.wasm"
@@ -104,14 +112,36 @@ start wasmtime-reuse /a wasmtime serve -Scli -O "$pooling" --max-instance-reuse-
 start switchyard-p3 / $BIN/switchyard serve "$p3" --listen 127.0.0.1:0
 start wasmtime-p3-fresh / wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start wasmtime-p3-default / wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
-start switchyard-cache-hit /cached $BIN/switchyard serve "$app" --listen 127.0.0.1:0
-HEADER="Accept-Encoding: gzip" start switchyard-cache-hit-gzip /cached $BIN/switchyard serve "$app" --listen 127.0.0.1:0
+start switchyard-cache-hit /cached $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+HEADER="Accept-Encoding: gzip" start switchyard-cache-hit-gzip /cached $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+shared=("${names[@]}")
 
+# The pinned layout: servers on core 0, wrk on core 1.
+pin="taskset -c 0"
+names=()
+start pinned-native /a $pin $BIN/examples/native_hello
+start pinned-native-site "/a?name=bench" $pin $BIN/examples/native_site
+start pinned-render "/render?name=bench" $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start pinned-render-reuse "/render?name=bench" $pin $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start pinned-handler "/a?name=bench" $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start pinned-handler-reuse "/a?name=bench" $pin $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
+start pinned-composed "/a?name=bench" $pin $BIN/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
+start pinned-p2-proxy / $pin $BIN/switchyard serve "$p2proxy" --listen 127.0.0.1:0
+start pinned-wasmtime-p2-proxy / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p2proxy"
+start pinned-p3 / $pin $BIN/switchyard serve "$p3" --listen 127.0.0.1:0
+start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
+start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
+start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+pinned=("${names[@]}")
+
+# measure WRK_PREFIX THREADS CONNECTIONS NAMES...: ROUNDS alternating rounds.
+measure() {
+local prefix=$1 threads=$2 connections=$3; shift 3
 for round in $(seq 1 "$ROUNDS"); do
-    for name in "${names[@]}"; do
+    for name in "$@"; do
         url="http://${address_of[$name]}${path_of[$name]}"
         header=(); [ -z "${header_of[$name]}" ] || header=(-H "${header_of[$name]}")
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "$url" >"$work/wrk.out" &
+        $prefix wrk -t"$threads" -c"$connections" -d"$DURATION" --latency "${header[@]}" "$url" >"$work/wrk.out" &
         wrk_pid=$!
         # RSS under load: sampled halfway through the round.
         sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')"
@@ -127,6 +157,10 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "round $round  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
     done
 done
+}
+measure "" "$THREADS" "$CONNECTIONS" "${shared[@]}"
+measure "taskset -c 1" 1 16 "${pinned[@]}"
+names=("${shared[@]}")
 
 # The largest RSS sampled under load, in MB.
 rss_mb() { awk -v n="$1" '$1 == n && $2 > max { max = $2 } END { printf "%.0f", max / 1024 }' "$work/rss"; }
@@ -150,6 +184,26 @@ printf '\nswitchyard-composed vs wasmtime-composed: %s; switchyard-handler-reuse
 p3_fresh=$(awk -v a="${rps_of[switchyard-p3]}" -v b="${rps_of[wasmtime-p3-fresh]}" 'BEGIN { printf "%.2fx", a / b }')
 p3_default=$(awk -v a="${rps_of[switchyard-p3]}" -v b="${rps_of[wasmtime-p3-default]}" 'BEGIN { printf "%.2fx", a / b }')
 printf 'switchyard-p3 (fresh instances) vs wasmtime-p3-fresh: %s; vs wasmtime-p3-default (reuse 128): %s\n' "$p3_fresh" "$p3_default"
+
+# The pinned table: one server core, wrk on the other.
+for name in "${pinned[@]}"; do
+    rps_of[$name]=$(awk -v n="$name" '$1 == n { print $2 }' "$work/results" | median)
+done
+printf '\nPinned: each server on core 0, wrk -t1 -c16 on core 1.\n\n'
+printf '| server (one core) | req/s | p50 (ms) | p99 (ms) | RSS under load (MB) | vs native hello | vs native site |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+for name in "${pinned[@]}"; do
+    rps=${rps_of[$name]}
+    p50=$(awk -v n="$name" '$1 == n { print $3 }' "$work/results" | median)
+    p99=$(awk -v n="$name" '$1 == n { print $4 }' "$work/results" | median)
+    ratio() { awk -v a="$rps" -v b="$1" 'BEGIN { printf "%.2fx", a / b }'; }
+    printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "${name#pinned-}" "$rps" "$p50" "$p99" "$(rss_mb "$name")" \
+        "$(ratio "${rps_of[pinned-native]}")" "$(ratio "${rps_of[pinned-native-site]}")"
+done
+pinned_ratio() { awk -v a="${rps_of[$1]}" -v b="${rps_of[$2]}" 'BEGIN { printf "%.2fx", a / b }'; }
+printf '\npinned p3 vs wasmtime serve, fresh instances: %s; at its default reuse (128): %s\n' \
+    "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-fresh)" "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-default)"
+printf 'pinned p2 proxy vs wasmtime serve, fresh instances: %s\n' "$(pinned_ratio pinned-p2-proxy pinned-wasmtime-p2-proxy)"
 
 # Warm start: time from exec to the ready line, compiled component cached.
 start_ms() {
