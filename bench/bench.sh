@@ -95,6 +95,10 @@ page = "/a"
 [performance]
 instance_reuse = 1000
 TOML
+# The servers that take their app on the command line: no config, not even
+# the repository's switchyard.toml (its public_dir and grants are the site's).
+: >"$work/plain.toml"
+plain=(--config "$work/plain.toml")
 pooling="pooling-allocator=y,pooling-memory-keep-resident=2097152,pooling-table-keep-resident=65536,pooling-pagemap-scan=y"
 p3=target/wasm/wasm32-wasip2/release/p3_handler.wasm
 p2proxy=target/wasm/wasm32-wasip2/release/p2_proxy.wasm
@@ -105,11 +109,11 @@ start wasmtime-pooling /a wasmtime serve -Scli -O "$pooling" --addr 127.0.0.1:0 
 start wasmtime-composed /a?name=bench wasmtime serve -Scli --addr 127.0.0.1:0 "$W/composed.wasm"
 start switchyard-render "/render?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start switchyard-handler "/a?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
-start switchyard-composed "/a?name=bench" $BIN/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
+start switchyard-composed "/a?name=bench" $BIN/switchyard serve "$app" --router "$W/router.wasm" "${plain[@]}" --listen 127.0.0.1:0
 start switchyard-render-reuse "/render?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start switchyard-handler-reuse "/a?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start wasmtime-reuse /a wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$app"
-start switchyard-p3 / $BIN/switchyard serve "$p3" --listen 127.0.0.1:0
+start switchyard-p3 / $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
 start wasmtime-p3-fresh / wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start wasmtime-p3-default / wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
 start switchyard-cache-hit /cached $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
@@ -125,10 +129,10 @@ start pinned-render "/render?name=bench" $pin $BIN/switchyard serve --config "$w
 start pinned-render-reuse "/render?name=bench" $pin $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start pinned-handler "/a?name=bench" $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start pinned-handler-reuse "/a?name=bench" $pin $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
-start pinned-composed "/a?name=bench" $pin $BIN/switchyard serve "$app" --router "$W/router.wasm" --listen 127.0.0.1:0
-start pinned-p2-proxy / $pin $BIN/switchyard serve "$p2proxy" --listen 127.0.0.1:0
+start pinned-composed "/a?name=bench" $pin $BIN/switchyard serve "$app" --router "$W/router.wasm" "${plain[@]}" --listen 127.0.0.1:0
+start pinned-p2-proxy / $pin $BIN/switchyard serve "$p2proxy" "${plain[@]}" --listen 127.0.0.1:0
 start pinned-wasmtime-p2-proxy / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p2proxy"
-start pinned-p3 / $pin $BIN/switchyard serve "$p3" --listen 127.0.0.1:0
+start pinned-p3 / $pin $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
 start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
 start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0

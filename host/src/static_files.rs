@@ -10,11 +10,16 @@
 //! sends for `public/`. Files are streamed in chunks (tower-http's
 //! `ServeFile`), never read whole, and `Range` requests get 206 or 416
 //! (`If-Range` with a date that no longer matches gets the whole file).
+//!
+//! Outside dev mode, as in Next.js, the files are the ones there at startup
+//! (and at each reload): the folder is listed once, so a request for
+//! anything else (every page) passes on without touching the file system.
 
 use crate::body::{Body, BodyError, full};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use tower::ServiceExt;
@@ -23,19 +28,25 @@ use tower_http::services::ServeFile;
 /// How much of a file is read at a time.
 const CHUNK: usize = 64 << 10;
 
+/// A folder with more files than this is not listed: every request looks.
+const MAX_LISTED: usize = 100_000;
+
 /// A folder of static files.
 #[derive(Debug, Clone)]
 pub(crate) struct PublicDir {
     /// The folder, canonicalized at startup.
     root: PathBuf,
+    /// Its files' request paths (`css/site.css`), when listed.
+    listed: Option<HashSet<String>>,
 }
 
 impl PublicDir {
-    /// The folder at `root`, which must exist.
-    pub(crate) fn new(root: &Path) -> std::io::Result<Self> {
-        Ok(Self {
-            root: root.canonicalize()?,
-        })
+    /// The folder at `root`, which must exist; `list` it once (outside dev
+    /// mode) or look for each request's file as it comes.
+    pub(crate) fn new(root: &Path, list: bool) -> std::io::Result<Self> {
+        let root = root.canonicalize()?;
+        let listed = if list { list_files(&root)? } else { None };
+        Ok(Self { root, listed })
     }
 
     /// The response for the file at request path `path`, or `None` when
@@ -44,6 +55,14 @@ impl PublicDir {
         let (method, headers) = (request.method(), request.headers());
         if method != Method::GET && method != Method::HEAD {
             return None;
+        }
+        if let Some(listed) = &self.listed {
+            let decoded = percent_decode_str(request.uri().path())
+                .decode_utf8()
+                .ok()?;
+            if !listed.contains(decoded.strip_prefix('/')?) {
+                return None;
+            }
         }
         let file = self.resolve(request.uri().path())?;
         let metadata = tokio::fs::metadata(&file).await.ok()?;
@@ -141,6 +160,31 @@ impl PublicDir {
     }
 }
 
+/// The request paths of the regular files under `root` (symlinks to
+/// files included, symlinked folders not entered); `None` past
+/// [`MAX_LISTED`].
+fn list_files(root: &Path) -> std::io::Result<Option<HashSet<String>>> {
+    let mut files = HashSet::new();
+    let mut folders = vec![PathBuf::new()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(root.join(&folder))? {
+            let entry = entry?;
+            let relative = folder.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                folders.push(relative);
+            } else if entry.path().is_file()
+                && let Some(path) = relative.to_str()
+            {
+                files.insert(path.replace(std::path::MAIN_SEPARATOR, "/"));
+                if files.len() > MAX_LISTED {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Ok(Some(files))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +195,10 @@ mod tests {
         std::fs::write(dir.path().join("hello.txt"), "hi").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a b.txt"), "x").unwrap();
-        let public = PublicDir::new(dir.path()).unwrap();
+        let public = PublicDir::new(dir.path(), true).unwrap();
+        let listed = public.listed.as_ref().unwrap();
+        assert!(listed.contains("hello.txt") && listed.contains("sub/a b.txt"));
+        assert_eq!(listed.len(), 2);
         assert!(public.resolve("/hello.txt").is_some());
         assert!(public.resolve("/sub/a%20b.txt").is_some());
         for bad in [

@@ -10,8 +10,8 @@ use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchyard_tests::{APP_COMPONENT, Server};
@@ -460,6 +460,10 @@ async fn dev_mode_rebuilds_on_an_edit_and_the_open_tab_reloads_itself() {
     browser
         .wait_for_text("h1", "Edited: this is page a", REBUILD)
         .await;
+    // One edit, one build (the start's build and this one): reads of the
+    // sources, the build's own, never count.
+    let builds = server.output().matches("INFO building:").count();
+    assert_eq!(builds, 2, "{}", server.output());
     assert_eq!(
         browser.path().await,
         "/a?name=dev",

@@ -129,15 +129,26 @@ impl Pages {
             return Response::redirect(&location, true);
         }
         request.set_path(switchyard_guest::decode_path(&raw_path));
-        let found = mode
-            .file_system_routes
-            .then(|| self.router().at(&raw_path).ok())
-            .flatten();
-        let Some(found) = found else {
+        if !mode.file_system_routes {
             return self.not_found(&request);
+        }
+        // An exact pattern needs no router: a fresh instance (one per
+        // request, by default) then never builds it for such a path.
+        let exact = self
+            .pages
+            .iter()
+            .find(|(pattern, _)| *pattern == raw_path && !pattern.contains('['));
+        let page = match exact {
+            Some((_, page)) => page,
+            None => {
+                let Ok(found) = self.router().at(&raw_path) else {
+                    return self.not_found(&request);
+                };
+                let (pattern, page) = &self.pages[*found.value];
+                request.set_params(params(pattern, &found.params));
+                page
+            }
         };
-        let (pattern, page) = &self.pages[*found.value];
-        request.set_params(params(pattern, &found.params));
         self.call(page, &request, mode)
             .unwrap_or_else(|error| fallback_error(&request, &error))
     }

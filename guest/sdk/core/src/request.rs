@@ -143,8 +143,19 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The query read into a `T` with serde, the way a GET form is read
-    /// (`#[derive(Deserialize)] struct Search { q: String }`).
+    /// The query read into a `T` with serde, the way a GET form is read.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use switchyard_guest::{Request, parse_query};
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Search { q: String, page: Option<u32> }
+    ///
+    /// let req = Request::new("GET", "/search", parse_query("q=wasm+pages&page=2"));
+    /// let search: Search = req.query_as().unwrap();
+    /// assert_eq!((search.q.as_str(), search.page), ("wasm pages", Some(2)));
+    /// ```
     pub fn query_as<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
         let encoded = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&self.query)
@@ -186,6 +197,20 @@ impl Request {
     /// The body of a submitted form read into a `T` with serde: an HTML
     /// form (`application/x-www-form-urlencoded`) or JSON
     /// (`application/json`), told apart by `Content-Type`.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use switchyard_guest::Request;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Message { name: String, text: String }
+    ///
+    /// let posted = Request::new("POST", "/api/messages", Vec::new())
+    ///     .with_header("content-type", "application/x-www-form-urlencoded")
+    ///     .with_body("name=Ada&text=Hello%2C+world");
+    /// let message: Message = posted.form().unwrap();
+    /// assert_eq!((message.name.as_str(), message.text.as_str()), ("Ada", "Hello, world"));
+    /// ```
     pub fn form<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
         let content_type = self.header("content-type").unwrap_or("");
         let mime = content_type
