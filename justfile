@@ -39,9 +39,7 @@ wasm-target:
 build-host:
     cargo build --release -p switchyard
 
-# The guest and the host build at once: the host build leaves a core idle at times.
 # Serve build/app.wasm (building what it needs): `just serve --listen 127.0.0.1:0`.
-[parallel]
 serve *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm {{ARGS}}
 
@@ -51,12 +49,10 @@ dev *ARGS: build-host
     ./target/release/switchyard dev {{ARGS}}
 
 # Serve build/app.wasm behind the example router: `just serve-router --listen 127.0.0.1:0`.
-[parallel]
 serve-router *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm --router build/router.wasm {{ARGS}}
 
 # Compose the example router in front of the app: build/composed.wasm.
-[parallel]
 compose: build-guest build-host
     ./target/release/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
 
