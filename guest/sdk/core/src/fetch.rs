@@ -163,17 +163,7 @@ impl Fetch {
             Some(Err(())) | None => bail!("the response was already taken"),
         };
         let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(name, value)| {
-                (
-                    name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                )
-            })
-            .collect();
+        let headers = crate::http::header_pairs(&response.headers());
         let incoming = response
             .consume()
             .map_err(|()| anyhow!("the response body was already taken"))?;
@@ -193,10 +183,7 @@ impl Fetch {
 impl Fetched {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::http::find_header(&self.headers, name)
     }
 
     /// This response if its status is 2xx, else an error naming the status.

@@ -32,8 +32,20 @@ pub fn read_head(incoming: &IncomingRequest) -> Request {
         .path_with_query()
         .unwrap_or_else(|| "/".to_string());
     let (path, raw_query) = crate::query::split_target(&target);
-    let headers = incoming
-        .headers()
+    let headers = header_pairs(&incoming.headers());
+    Request::from_head(
+        method_name(&incoming.method()),
+        path,
+        raw_query,
+        incoming.authority(),
+        headers,
+    )
+}
+
+/// The name/value pairs of `fields`, names in lower case (what the SDK's
+/// requests, responses and fetches keep).
+pub(crate) fn header_pairs(fields: &Fields) -> Vec<(String, String)> {
+    fields
         .entries()
         .into_iter()
         .map(|(name, value)| {
@@ -42,14 +54,15 @@ pub fn read_head(incoming: &IncomingRequest) -> Request {
                 String::from_utf8_lossy(&value).into_owned(),
             )
         })
-        .collect();
-    Request::from_head(
-        method_name(&incoming.method()),
-        path,
-        raw_query,
-        incoming.authority(),
-        headers,
-    )
+        .collect()
+}
+
+/// The first value of header `name` in `headers` (case-insensitive).
+pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Read `stream` until it closes; more than `limit` bytes is an error.
