@@ -1,0 +1,170 @@
+//! `switchyard dev` over raw HTTP, without a browser (`browser.rs` has the
+//! open tab): the `--build` and `--watch` flags, a failed build's page for
+//! page loads only and its output on the terminal, the reload script, and
+//! which public files dev mode and production serve.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use switchyard_tests::process::run_failing;
+use switchyard_tests::{APP_COMPONENT, Server, config_dir, get, request};
+
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// How long a rebuild (a copy, here) and its swap may take.
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A build that copies the example app into place, or fails with a message
+/// while `src/broken` exists.
+const BUILD: &str = "sh build.sh";
+
+fn project() -> tempfile::TempDir {
+    let dir = config_dir("");
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/page.txt"), "v1").unwrap();
+    std::fs::write(
+        dir.path().join("build.sh"),
+        format!(
+            "if [ -e src/broken ]; then echo 'error[E0425]: cannot find value `oops`' >&2; exit 101; fi\n\
+             mkdir -p build && cp '{APP_COMPONENT}' build/app.wasm.tmp && mv build/app.wasm.tmp build/app.wasm\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < WITHIN, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn page_load(server: &Server, path: &str) -> switchyard_tests::Response {
+    request(server.address, "GET", path, &[("accept", "text/html")], b"")
+}
+
+#[test]
+fn build_and_watch_flags_rebuild_and_a_failed_build_shows_on_page_loads_only() {
+    let dir = project();
+    let server = Server::start(
+        SWITCHYARD,
+        &[
+            "dev",
+            "--build",
+            BUILD,
+            "--watch",
+            "src/**",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        Some(dir.path()),
+        &[("RUST_LOG", "info")],
+    );
+    // Built once at start (there was nothing to serve before), then served
+    // with the reload script in its pages.
+    let page = page_load(&server, "/a");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains("new EventSource(\"/_switchyard/events\")")
+    );
+
+    // A failed build: page loads show its output, everything else is served
+    // by the last good build; the terminal has the output too.
+    std::fs::write(dir.path().join("src/broken"), "").unwrap();
+    until("the failed build's page", || {
+        page_load(&server, "/a").status == 500
+    });
+    let failed = page_load(&server, "/a").text();
+    assert!(failed.contains("Build failed"), "{failed}");
+    assert!(
+        failed.contains("error[E0425]: cannot find value `oops`"),
+        "{failed}"
+    );
+    assert_eq!(get(server.address, "/api/hello").status, 200);
+    assert_eq!(get(server.address, "/a").status, 200, "not a page load");
+    assert!(server.printed("error[E0425]: cannot find value `oops`"));
+    assert!(server.printed("the build failed; still serving the last good build"));
+
+    // Fixed: page loads get the page again.
+    std::fs::remove_file(dir.path().join("src/broken")).unwrap();
+    until("the page back", || page_load(&server, "/a").status == 200);
+    // A change outside the watched globs builds nothing.
+    let builds = server.output().matches("INFO building:").count();
+    std::fs::write(dir.path().join("notes.txt"), "unwatched").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.output().matches("INFO building:").count(), builds);
+}
+
+#[test]
+fn a_failing_first_build_with_nothing_to_serve_stops_with_its_output() {
+    let dir = project();
+    std::fs::write(dir.path().join("src/broken"), "").unwrap();
+    let stderr = run_failing(
+        SWITCHYARD,
+        &[
+            "dev",
+            "--build",
+            BUILD,
+            "--watch",
+            "src/**",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert!(
+        stderr.contains(
+            "the build failed and there is no earlier build of `./build/app.wasm` to serve"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cannot find value `oops`"), "{stderr}");
+}
+
+#[test]
+fn build_flags_are_for_dev_mode_only() {
+    let dir = project();
+    let stderr = run_failing(
+        SWITCHYARD,
+        &["serve", APP_COMPONENT, "--build", BUILD],
+        dir.path(),
+    );
+    assert!(
+        stderr.contains("`--build` and `--watch` are for dev mode"),
+        "{stderr}"
+    );
+}
+
+fn public_site(dir: &Path) {
+    std::fs::create_dir(dir.join("public")).unwrap();
+    std::fs::write(dir.join("public/there.txt"), "at startup").unwrap();
+    std::fs::write(
+        dir.join("switchyard.toml"),
+        format!("app = {APP_COMPONENT:?}\npublic_dir = \"public\"\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn production_serves_the_public_files_of_startup_and_dev_mode_those_added_since() {
+    for (command, added_is_served) in [("serve", false), ("dev", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        public_site(dir.path());
+        let server = Server::start(
+            SWITCHYARD,
+            &[command, "--listen", "127.0.0.1:0"],
+            Some(dir.path()),
+            &[],
+        );
+        assert_eq!(get(server.address, "/there.txt").text(), "at startup");
+        std::fs::write(dir.path().join("public/added.txt"), "added").unwrap();
+        let added = get(server.address, "/added.txt");
+        if added_is_served {
+            assert_eq!(added.text(), "added", "{command}");
+        } else {
+            assert_eq!(added.status, 404, "{command}: the app's 404");
+        }
+    }
+}
