@@ -8,11 +8,10 @@
 //! build serving, prints the compiler's output, and keeps it for the dev
 //! error page until a build succeeds.
 
-use super::Shared;
-use super::reload::is_change;
+use super::{Shared, watch};
 use arc_swap::ArcSwapOption;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use notify::{RecursiveMode, Watcher};
+use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, Weak};
@@ -20,7 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 use wasmtime::Result;
-use wasmtime::error::Context;
 
 /// Changes closer together than this are one build (an editor saves a file
 /// in several steps; a `git checkout` touches many).
@@ -194,49 +192,40 @@ impl DevState {
 
 /// Run `build` whenever its sources change, for as long as `shared` lives.
 pub(crate) fn watch_sources(shared: Weak<Shared>, build: DevBuild) -> Result<()> {
-    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let matcher = build.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && is_change(&event.kind)
-            && event.paths.iter().any(|path| matcher.matches(path))
-        {
-            let _ = changed.send(());
-        }
-    })
-    .context("failed to start watching the sources")?;
-    for root in &build.roots {
-        watcher
-            .watch(root, RecursiveMode::Recursive)
-            .with_context(|| format!("failed to watch `{}`", root.display()))?;
-    }
-    tokio::spawn(async move {
-        let _watcher = watcher;
-        while changes.recv().await.is_some() {
-            tokio::time::sleep(DEBOUNCE).await;
-            while changes.try_recv().is_ok() {}
-            let result = build.run().await;
-            let Some(shared) = shared.upgrade() else {
-                break;
-            };
-            match result {
-                Ok(()) => {
-                    // The new component's swap reloads the tabs; a build that
-                    // changed nothing still takes the error page away.
-                    if shared.dev.build_error().is_some() {
-                        shared.dev.set_build_error(None);
+    let matches = move |path: &Path| matcher.matches(path);
+    let roots = build.roots.clone();
+    watch::on_changes(
+        &roots,
+        RecursiveMode::Recursive,
+        DEBOUNCE,
+        matches,
+        move || {
+            let (shared, build) = (shared.clone(), build.clone());
+            async move {
+                let result = build.run().await;
+                let Some(shared) = shared.upgrade() else {
+                    return false;
+                };
+                match result {
+                    Ok(()) => {
+                        // The new component's swap reloads the tabs; a build that
+                        // changed nothing still takes the error page away.
+                        if shared.dev.build_error().is_some() {
+                            shared.dev.set_build_error(None);
+                            shared.dev.reload();
+                        }
+                    }
+                    Err(output) => {
+                        tracing::error!("the build failed; still serving the last good build");
+                        shared.dev.set_build_error(Some(output));
                         shared.dev.reload();
                     }
                 }
-                Err(output) => {
-                    tracing::error!("the build failed; still serving the last good build");
-                    shared.dev.set_build_error(Some(output));
-                    shared.dev.reload();
-                }
+                true
             }
-        }
-    });
-    Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod options;
 mod prepared;
 mod reload;
 mod resolved;
+mod watch;
 
 pub(crate) use dev::DevState;
 pub(crate) use options::Options;

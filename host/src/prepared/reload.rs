@@ -4,14 +4,12 @@
 //! previous one keeps serving.
 
 use super::resolved::Resolved;
-use super::{Prepared, Shared};
-use notify::event::{EventKind, ModifyKind};
-use notify::{RecursiveMode, Watcher};
+use super::{Prepared, Shared, watch};
+use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
 use std::sync::Weak;
 use std::time::Duration;
 use wasmtime::Result;
-use wasmtime::error::Context;
 
 /// Changes closer together than this are one change (a build writes a file
 /// in several steps).
@@ -24,40 +22,28 @@ pub(crate) fn watch(shared: Weak<Shared>, resolved: &Resolved) -> Result<()> {
         .chain(resolved.config_file.clone())
         .map(|file| std::path::absolute(&file).unwrap_or(file))
         .collect();
-    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let watched = files.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && is_change(&event.kind)
-            && event
-                .paths
-                .iter()
-                .any(|path| watched.iter().any(|file| same_file(path, file)))
-        {
-            let _ = changed.send(());
-        }
-    })
-    .context("failed to start watching the app for changes")?;
     // Watch the directories: builds replace files rather than write them in place.
-    for file in &files {
-        let dir = file.parent().unwrap_or(Path::new("."));
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .with_context(|| format!("failed to watch `{}`", dir.display()))?;
-    }
-    tokio::spawn(async move {
-        let _watcher = watcher;
-        while changes.recv().await.is_some() {
-            // Let the build finish writing, then take every change so far as one.
-            tokio::time::sleep(SETTLE).await;
-            while changes.try_recv().is_ok() {}
-            let Some(shared) = shared.upgrade() else {
-                break;
-            };
-            reload(&shared).await;
-        }
-    });
-    Ok(())
+    let dirs: Vec<PathBuf> = files
+        .iter()
+        .map(|file| file.parent().unwrap_or(Path::new(".")).to_path_buf())
+        .collect();
+    let matches = move |path: &Path| files.iter().any(|file| same_file(path, file));
+    watch::on_changes(
+        &dirs,
+        RecursiveMode::NonRecursive,
+        SETTLE,
+        matches,
+        move || {
+            let shared = shared.clone();
+            async move {
+                let Some(shared) = shared.upgrade() else {
+                    return false;
+                };
+                reload(&shared).await;
+                true
+            }
+        },
+    )
 }
 
 async fn reload(shared: &Shared) {
@@ -75,17 +61,6 @@ async fn reload(shared: &Shared) {
             tracing::error!("failed to reload, still serving the previous build: {error:#}")
         }
     }
-}
-
-/// Writes, creations, renames and removals change a file; reads (ours
-/// included: loading a build opens and reads it) and metadata do not.
-pub(super) fn is_change(kind: &EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Remove(_)
-            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
-    )
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
