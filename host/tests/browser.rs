@@ -6,6 +6,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`just install-chromium`);
 //! screenshots go to `target/browser/`.
 
+use fantoccini::elements::Element;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -121,15 +122,27 @@ impl Browser {
         errors
     }
 
-    async fn text(&self, css: &str) -> String {
-        let element = self
-            .client
+    /// The element `locator` finds, waiting for it to appear.
+    async fn element(&self, locator: Locator<'_>) -> Element {
+        self.client
             .wait()
             .at_most(WAIT)
-            .for_element(Locator::Css(css))
+            .for_element(locator)
             .await
-            .unwrap_or_else(|error| panic!("no `{css}` on the page: {error}"));
-        element.text().await.unwrap()
+            .unwrap_or_else(|error| panic!("no {locator:?} on the page: {error}"))
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.element(Locator::Css(css)).await.text().await.unwrap()
+    }
+
+    async fn click(&self, locator: Locator<'_>) {
+        self.element(locator).await.click().await.unwrap();
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.element(Locator::Css(css)).await;
+        field.send_keys(text).await.unwrap();
     }
 
     async fn path(&self) -> String {
@@ -214,12 +227,8 @@ fn site_config(app: &str) -> String {
     )
 }
 
-fn url(address: SocketAddr, path: &str) -> String {
-    format!("http://{address}{path}")
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn every_page_loads_styled_without_console_errors() {
+/// `switchyard serve` on the example site in a directory of its own.
+fn serve_the_site() -> (Server, tempfile::TempDir) {
     let dir = switchyard_tests::config_dir(&site_config(APP_COMPONENT));
     let server = Server::start(
         SWITCHYARD,
@@ -227,6 +236,16 @@ async fn every_page_loads_styled_without_console_errors() {
         Some(dir.path()),
         &[],
     );
+    (server, dir)
+}
+
+fn url(address: SocketAddr, path: &str) -> String {
+    format!("http://{address}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_loads_styled_without_console_errors() {
+    let (server, _dir) = serve_the_site();
     let browser = Browser::start().await;
     let pages = [
         ("/", "Welcome to Switchyard", 200),
@@ -282,59 +301,23 @@ async fn every_page_loads_styled_without_console_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn links_navigate_and_both_forms_land_where_they_should() {
-    let dir = switchyard_tests::config_dir(&site_config(APP_COMPONENT));
-    let server = Server::start(
-        SWITCHYARD,
-        &["serve", "--listen", "127.0.0.1:0"],
-        Some(dir.path()),
-        &[],
-    );
+    let (server, _dir) = serve_the_site();
     let browser = Browser::start().await;
     let client = &browser.client;
     client.goto(&url(server.address, "/")).await.unwrap();
 
     // Navigation: the header's Posts link, then a post's card.
-    client
-        .find(Locator::LinkText("Posts"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Posts")).await;
     browser.wait_for_text("h1", "Posts", WAIT).await;
     assert_eq!(browser.path().await, "/posts");
-    client
-        .find(Locator::Css(".card a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css(".card a")).await;
     browser.wait_for_text("h1", "Hello, world", WAIT).await;
     assert_eq!(browser.path().await, "/posts/hello-world");
 
     // A GET form: the search page with the words in its query.
-    client
-        .find(Locator::LinkText("Search"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let field = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("input[name=q]"))
-        .await
-        .unwrap();
-    field.send_keys("cache").await.unwrap();
-    client
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Search")).await;
+    browser.type_into("input[name=q]", "cache").await;
+    browser.click(Locator::Css("form button")).await;
     browser
         .wait_for_text("#summary", "1 post matches", WAIT)
         .await;
@@ -347,27 +330,11 @@ async fn links_navigate_and_both_forms_land_where_they_should() {
     );
 
     // A POST form: the API route sets a cookie and redirects (303) back.
-    client
-        .find(Locator::Css("nav a[href='/profile']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let name = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("input[name=name]"))
-        .await
-        .unwrap();
-    name.send_keys("Ada <Lovelace>").await.unwrap();
-    client
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css("nav a[href='/profile']")).await;
+    browser
+        .type_into("input[name=name]", "Ada <Lovelace>")
+        .await;
+    browser.click(Locator::Css("form button")).await;
     browser.wait_for_text("#saved", "Saved.", WAIT).await;
     assert_eq!(browser.path().await, "/profile?saved=1");
     assert_eq!(browser.text("#visitor").await, "Ada <Lovelace>");
