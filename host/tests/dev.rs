@@ -168,3 +168,36 @@ fn production_serves_the_public_files_of_startup_and_dev_mode_those_added_since(
         }
     }
 }
+
+/// What `just dev` runs (after building the host): `switchyard dev` in the
+/// repository, whose switchyard.toml builds the example app with `just
+/// build-app`, serves `public/` and grants the site its own JSON API.
+#[test]
+fn the_repositorys_config_builds_and_serves_the_example_site_in_dev_mode() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let server = Server::start(
+        SWITCHYARD,
+        &["dev", "--listen", "127.0.0.1:0"],
+        Some(root),
+        &[("RUST_LOG", "info")],
+    );
+    assert!(server.printed("INFO building: just build-app"));
+    let index = page_load(&server, "/");
+    assert_eq!(index.status, 200);
+    assert!(
+        index
+            .text()
+            .contains("<link rel=\"stylesheet\" href=\"/style.css\">")
+    );
+    assert!(index.text().contains("/_switchyard/events"));
+    let style = get(server.address, "/style.css");
+    assert_eq!(style.status, 200);
+    assert_eq!(
+        style.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    // `/stats` fetched `/api/posts` from this same server.
+    let stats = get(server.address, "/stats");
+    assert_eq!(stats.status, 200, "{}", stats.text());
+    assert!(stats.text().contains("/api/posts"));
+}
