@@ -47,7 +47,16 @@ pub enum Action {
 }
 
 impl Action {
-    /// Send anything a page could answer with: `Action::respond(Redirect::see_other("/"))`.
+    /// Send anything a page could answer with.
+    ///
+    /// ```
+    /// use switchyard_router::{Action, Redirect};
+    ///
+    /// let Action::Respond(response) = Action::respond(Redirect::temporary("/a")).unwrap() else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!((response.status, response.header("location")), (307, Some("/a")));
+    /// ```
     pub fn respond<Via>(response: impl IntoResponse<Via>) -> anyhow::Result<Self> {
         Ok(Self::Respond(response.into_response()?))
     }
