@@ -198,6 +198,51 @@ fn failures_fail_only_their_own_request() {
     }
 }
 
+/// A guest that claims a `content-length` its body does not have never
+/// desynchronizes the connection: a short body is an aborted response (no
+/// waiting for bytes that never come), a long one is cut at the length it
+/// claimed, and the connection's next request is answered as itself.
+#[test]
+fn a_guest_that_lies_about_its_length_cannot_desynchronize_the_connection() {
+    let (server, _dir) = serve(P2_PROXY_COMPONENT, "");
+    let started = Instant::now();
+    let short: Vec<u8> = raw(server.address, &get_close("/lie?length=100"))
+        .into_iter()
+        .flat_map(|(_, bytes)| bytes)
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it waited for the missing bytes"
+    );
+    let short = String::from_utf8_lossy(&short);
+    assert!(
+        !short.contains("content-length: 100") || !short.ends_with("short body"),
+        "a short body went out as a whole response: {short:?}"
+    );
+
+    // Too long, then a second request on the same connection.
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let keep_alive = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream
+        .write_all(keep_alive("/lie?length=3").as_bytes())
+        .unwrap();
+    stream.write_all(get_close("/").as_bytes()).unwrap();
+    let mut both = Vec::new();
+    stream.read_to_end(&mut both).unwrap();
+    let both = String::from_utf8_lossy(&both);
+    let (first, second) = both
+        .split_once("\r\n\r\nsho")
+        .unwrap_or_else(|| panic!("the first body is not its claimed 3 bytes: {both:?}"));
+    assert!(first.contains("content-length: 3"), "{both:?}");
+    assert!(
+        second.starts_with("HTTP/1.1 200 OK") && second.contains("\r\nhello from p2-proxy\r\n"),
+        "the next response is not its own: {both:?}"
+    );
+}
+
 #[test]
 fn request_limits_hold_for_every_kind() {
     let config = "[limits]\nmax_request_body = \"1KiB\"\nmax_concurrent_requests = 1\nmax_header_size = \"8KiB\"\n";

@@ -18,6 +18,7 @@
 //! | `/env?name=X` | the value of `X`, or `unset` |
 //! | `/file?path=P` | the file's contents, or 404 with the error |
 //! | `/fetch?url=U` | `upstream <status>` and the body of a GET to `U`, or 502 with the error |
+//! | `/lie?length=N` | (this component only) `content-length: N` and a 10-byte body |
 //! | `/print` | a line to stdout and one to stderr, then `printed` |
 //! | `/status?code=N` | status `N`, empty body |
 //! | `/count` | how many requests this instance has seen |
@@ -104,6 +105,16 @@ impl Guest for Proxy {
                     }
                     _ => text(out, 400, "bad status code"),
                 }
+            }
+            "/lie" => {
+                // Claims `length` bytes and sends `short body` (10).
+                let headers = Fields::new();
+                headers
+                    .append("content-length", &arg("length").into_bytes())
+                    .expect("content-length is an allowed header");
+                send(out, OutgoingResponse::new(headers), |stream| {
+                    stream.write_all(b"short body")
+                });
             }
             "/count" => {
                 let count = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
