@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchyard_tests::{APP_COMPONENT, Server};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 /// How long the browser may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(30);

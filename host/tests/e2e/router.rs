@@ -8,7 +8,7 @@ use switchyard_tests::{
     APP_COMPONENT, FIXTURES_COMPONENT, ROUTER_COMPONENT, Server, config_dir, get, request,
 };
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 fn serve_in(dir: &Path, args: &[&str]) -> Server {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0"];

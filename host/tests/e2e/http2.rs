@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_tests::client::wait_for_status;
 use switchyard_tests::{FIXTURES_COMPONENT, Server, config_dir};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 fn fixtures(config: &str) -> (Server, tempfile::TempDir) {
     let dir = config_dir(config);

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::Duration;
 use switchyard_tests::{FIXTURES_COMPONENT, Response, Server, config_dir, get, request};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 fn serve(config: &str) -> (Server, tempfile::TempDir) {
     let dir = config_dir(config);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use switchyard_tests::process::run_failing;
 use switchyard_tests::{APP_COMPONENT, Server, config_dir, get, request};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 /// How long a rebuild (a copy, here) and its swap may take.
 const WITHIN: Duration = Duration::from_secs(30);

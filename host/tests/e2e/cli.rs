@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use switchyard_tests::process::{run, run_failing};
 use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 /// `switchyard serve APP --listen 127.0.0.1:0 ARGS`, in an empty directory
 /// (so no stray `switchyard.toml` is picked up).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use switchyard_tests::client::{chunked, try_request, wait_for_status};
 use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 /// `switchyard serve FIXTURES` with `config` as its `switchyard.toml`.
 fn fixtures(config: &str) -> (Server, tempfile::TempDir) {

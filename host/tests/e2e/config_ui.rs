@@ -20,7 +20,7 @@ fn invalid_configs_name_the_file_the_key_and_the_reason() {
     let mut failures = Vec::new();
     for case in cases {
         let name = case.file_name().unwrap().to_str().unwrap();
-        let bin = env!("CARGO_BIN_EXE_switchyard");
+        let bin = crate::SWITCHYARD;
         let (status, _, stderr) = run(
             bin,
             &["check", APP_COMPONENT, "--config", name],

@@ -14,7 +14,7 @@ use switchyard_tests::{
     request,
 };
 
-const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
+use crate::SWITCHYARD;
 
 /// Each standard component, with the name it greets with.
 const KINDS: [(&str, &str); 3] = [

@@ -1,0 +1,21 @@
+//! Switchyard's end-to-end tests, one module per area, over real HTTP.
+//!
+//! They are one test binary rather than one per file: each binary links
+//! wasmtime and cranelift whole, so a dozen of them cost a dozen links and
+//! gigabytes of disk for the same code.
+
+mod browser;
+mod cache;
+mod cli;
+mod config_ui;
+mod custom_server;
+mod dev;
+mod http2;
+mod isolation;
+mod library;
+mod properties;
+mod router;
+mod standard;
+
+/// The `switchyard` binary cargo built for these tests.
+const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
