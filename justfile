@@ -14,7 +14,7 @@ default:
 wasmtime_version := "48.0.8"
 
 # Debian's Chromium (and ChromeDriver) for the browser tests.
-chromium_version := "156.0.8078.108-1~deb12u1"
+chromium_version := "156.0.8078.114-1~deb12u1"
 
 # Build the guest components in release: build/app.wasm and build/router.wasm.
 build-guest: wasm-target
