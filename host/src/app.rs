@@ -1,18 +1,19 @@
 //! The `next(options)` API: build an [`App`], `prepare` it, then serve it
 //! with its [`request_handler`](App::request_handler) or render pages by
-//! name with [`render`](App::render).
+//! name with [`render`](App::render). Both go down the same request
+//! pipeline ([`pipeline`](crate::pipeline)).
 
 use crate::body::Body;
+use crate::build::{Build, Current, Options, Resolved};
 use crate::config::Config;
-use crate::http::admission::Admitted;
-use crate::http::error::Error;
-use crate::http::handler::RequestHandler;
-use crate::http::render::{self, RequestParts};
-use crate::http::server::ServerSettings;
-use crate::prepared::{Options, Shared};
+use crate::dev::{self, Dev};
+use crate::pipeline::RequestHandler;
+use crate::pipeline::error::Error;
 use crate::routing::Pairs;
+use crate::server::ServerSettings;
 use crate::wasm::component;
 use crate::wasm::kind::AppKind;
+use crate::wasm::outgoing::OwnAddresses;
 use http::{Request, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,18 @@ use wasmtime::Result;
 /// Cheap to clone; clones share the prepared app.
 #[derive(Clone)]
 pub struct App {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: Options,
+    /// The build in use, once prepared.
+    current: Arc<Current>,
+    /// The addresses the app is served on, for the `self` grant.
+    own: OwnAddresses,
+    /// Dev mode's state, in dev mode.
+    dev: Option<Arc<Dev>>,
+    handler: RequestHandler,
 }
 
 /// Builds an [`App`]; every option has Next.js's default.
@@ -47,25 +59,40 @@ impl App {
     /// `app.prepare()`: load the config, compile (or load the cached) app
     /// component, link and pre-instantiate it, and check the routes against
     /// its pages. Every mistake is reported here, before a socket is bound.
-    /// In dev mode it also starts watching the component and the config, and
-    /// swaps each new build in as it lands.
+    /// In dev mode it also runs the build command, starts watching the
+    /// sources, the component and the config, and swaps each new build in
+    /// as it lands.
     pub async fn prepare(&self) -> Result<()> {
-        self.shared.prepare().await
+        let inner = &self.inner;
+        match &inner.dev {
+            Some(dev) => dev.prepare(&inner.options, &inner.current, &inner.own).await,
+            None => {
+                let resolved = Resolved::from_options(&inner.options)?;
+                dev::check(&resolved)?;
+                let build = Build::new(resolved, inner.own.clone()).await?;
+                inner.current.swap_in(build);
+                Ok(())
+            }
+        }
     }
 
     /// `app.getRequestHandler()`: the handler for every request, applying the
     /// config's redirects and routes, then the app's default handler. May be
     /// taken before `prepare` completes; requests get 500 until it has.
     pub fn request_handler(&self) -> RequestHandler {
-        RequestHandler::new(self.shared.clone())
+        self.inner.handler.clone()
     }
 
     /// `app.render(req, res, page, query)`: render the page named `page` (a
     /// pattern such as `/a` or `/posts/[id]`) with `query`, for `req`.
     ///
-    /// A page that fails renders the app's `/_error` page with 500 and a page
-    /// the app does not have renders its `/404` page with 404: both are
-    /// `Ok`. `Err` is a failure of the guest itself (trap, timeout), or
+    /// It goes down the same pipeline as every request: the response cache
+    /// (keyed by the page and query as well as the URL), compression, dev
+    /// mode's reload script and the access log all apply. A page that fails
+    /// renders the app's `/_error` page with 500, a page the app does not
+    /// have renders its `/404` page with 404, and a guest that traps or
+    /// times out gets the server's 500 or 504, logged as for any request:
+    /// all are `Ok`. `Err` is [`Error::NotPrepared`] before `prepare`, or
     /// [`Error::NoRenderer`] for an app without the `renderer` export (a
     /// plain wasi:http component): turn it into a response with
     /// [`Error::into_response`] or your own. Counts against
@@ -76,85 +103,89 @@ impl App {
         page: &str,
         query: Pairs,
     ) -> Result<Response<Body>, Error> {
-        let prepared = self.shared.current().ok_or(Error::NotPrepared)?;
-        let admitted = Admitted::new(prepared)?;
-        render::render(&admitted, &RequestParts::new(req), page, &query).await
+        let kind = self
+            .inner
+            .current
+            .with(|build| build.renderer.is_none().then_some(build.kind))
+            .ok_or(Error::NotPrepared)?;
+        if let Some(kind) = kind {
+            return Err(Error::NoRenderer(kind));
+        }
+        Ok(self.inner.handler.render(req, page, query).await)
     }
 
     /// Dev mode: error responses show the error.
     pub fn is_dev(&self) -> bool {
-        self.shared.options.dev
+        self.inner.options.dev
     }
 
     /// Quiet: request errors are not logged.
     pub fn is_quiet(&self) -> bool {
-        self.shared.options.quiet
+        self.inner.options.quiet
+    }
+
+    /// `f` of the build in use; `None` before `prepare`.
+    fn with_build<R>(&self, f: impl FnOnce(&Build) -> R) -> Option<R> {
+        self.inner.current.with(f)
     }
 
     /// The host name to listen on: the option, else the config's `[server]`.
     /// `None` before `prepare`.
     pub fn hostname(&self) -> Option<String> {
-        let options = &self.shared.options;
-        self.shared.with_current(|prepared| {
+        let options = &self.inner.options;
+        self.with_build(|build| {
             options
                 .hostname
                 .clone()
-                .unwrap_or_else(|| prepared.resolved.config.server.hostname.clone())
+                .unwrap_or_else(|| build.resolved.config.server.hostname.clone())
         })
     }
 
     /// The port to listen on: the option, else the config's `[server]`.
     /// `None` before `prepare`.
     pub fn port(&self) -> Option<u16> {
-        let options = &self.shared.options;
-        self.shared
-            .with_current(|prepared| options.port.unwrap_or(prepared.resolved.config.server.port))
+        let options = &self.inner.options;
+        self.with_build(|build| options.port.unwrap_or(build.resolved.config.server.port))
     }
 
     /// How to serve it with [`server::serve`](crate::server::serve): the
     /// config's `[server]` and `[limits]` (after `prepare`).
     pub fn server_settings(&self) -> Option<ServerSettings> {
-        self.shared
-            .with_current(|prepared| ServerSettings::from_config(&prepared.resolved.config))
+        self.with_build(|build| ServerSettings::from_config(&build.resolved.config))
     }
 
     /// The app's page patterns, as its renderer lists them (after `prepare`).
     pub fn pages(&self) -> Vec<String> {
-        self.shared
-            .with_current(|prepared| prepared.pages.clone())
+        self.with_build(|build| build.pages.clone())
             .unwrap_or_default()
     }
 
     /// The effective route table as `(pattern, target)` lines (after `prepare`).
     pub fn routes(&self) -> Vec<(String, String)> {
-        self.shared
-            .with_current(|prepared| prepared.routes.listing().to_vec())
+        self.with_build(|build| build.routes.listing().to_vec())
             .unwrap_or_default()
     }
 
     /// What kind of wasi:http component the app is (after `prepare`).
     pub fn kind(&self) -> Option<AppKind> {
-        self.shared.with_current(|prepared| prepared.kind)
+        self.with_build(|build| build.kind)
     }
 
     /// The app component in use (after `prepare`).
     pub fn component(&self) -> Option<PathBuf> {
-        self.shared
-            .with_current(|prepared| prepared.resolved.app.clone())
+        self.with_build(|build| build.resolved.app.clone())
     }
 
     /// The router components in front of the app, outermost first (after
     /// `prepare`).
     pub fn routers(&self) -> Vec<PathBuf> {
-        self.shared
-            .with_current(|prepared| prepared.resolved.routers.clone())
+        self.with_build(|build| build.resolved.routers.clone())
             .unwrap_or_default()
     }
 
     /// The effective configuration (after `prepare`).
     pub fn config(&self) -> Option<Config> {
-        self.shared
-            .with_current(|prepared| prepared.resolved.config.clone())
+        self.with_build(|build| build.resolved.config.clone())
     }
 }
 
@@ -240,8 +271,19 @@ impl AppBuilder {
 
     /// The app, ready to `prepare`.
     pub fn build(self) -> App {
+        let current = Arc::new(Current::default());
+        let own = OwnAddresses::default();
+        let dev = self.options.dev.then(Dev::new);
+        let handler =
+            RequestHandler::new(current.clone(), own.clone(), dev.clone(), self.options.quiet);
         App {
-            shared: Shared::new(self.options),
+            inner: Arc::new(Inner {
+                options: self.options,
+                current,
+                own,
+                dev,
+                handler,
+            }),
         }
     }
 }

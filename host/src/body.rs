@@ -1,5 +1,6 @@
-//! The response body type every handler returns, and the wrapper that makes
-//! a guest's failure mid-body visible to the client.
+//! The body types of the request pipeline (what every layer takes and
+//! returns), and the wrapper that makes a guest's failure mid-body visible
+//! to the client.
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -13,6 +14,17 @@ use tokio::task::AbortHandle;
 
 /// A response body: the guest's stream, or bytes the host made.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// Any error, as the bodies of the requests the host takes give them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body as it goes down the request pipeline.
+pub(crate) type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// What each layer of the request pipeline answers with.
+pub(crate) type ResponseFuture = std::pin::Pin<
+    Box<dyn Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send>,
+>;
 
 /// An error while streaming a body (the guest failed mid-response).
 pub type BodyError = wasmtime_wasi_http::Error;

@@ -22,32 +22,39 @@
 //!
 //! The crate, top to bottom (each floor uses only the ones below it):
 //! - [`App`] (`app`): the `next()` API;
-//! - [`http`]: the server and one request's path (handler, admission,
-//!   render, the guest's handler, errors);
-//! - `prepared`: what `prepare` makes, shared by the app, its handler and
-//!   dev-mode reload;
-//! - [`wasm`]: engines, components, stores, pools, bindings, compositions;
-//!   [`config`]: `switchyard.toml`;
-//! - [`routing`]: `[[routes]]` and `[[redirects]]`; `static_files`; [`body`].
+//! - `pipeline`: one request's path, as one stack of tower layers (access
+//!   log, compression, dev mode's script, the response cache, routing,
+//!   static files or the guest, and the one place a failure becomes a
+//!   response);
+//! - `dev`: dev mode (build command, reload, file watching, what the
+//!   browser sees), above the build it swaps;
+//! - `build`: the prepared build that `prepare` makes and each request
+//!   carries, and the one place that holds the build in use;
+//! - the floors they stand on: `response_cache` (RFC 9111), `encoding`
+//!   (content codings), `static_files`, [`server`] (the accept loop),
+//!   [`wasm`] (engines, components, stores, pools, bindings, compositions),
+//!   [`config`], [`routing`], [`body`].
 
 #![deny(missing_docs)]
 
 mod app;
 pub mod body;
+mod build;
 pub mod config;
-pub mod http;
-mod prepared;
-mod response;
+mod dev;
+mod encoding;
+mod pipeline;
+mod response_cache;
 pub mod routing;
+pub mod server;
 mod static_files;
 pub mod wasm;
 
 pub use app::{App, AppBuilder};
 pub use body::Body;
 pub use config::Config;
-pub use http::error::Error;
-pub use http::handler::RequestHandler;
-pub use http::server;
+pub use pipeline::RequestHandler;
+pub use pipeline::error::Error;
 pub use routing::parse_query;
 pub use wasm::component::read as read_component;
 pub use wasm::kind::AppKind;

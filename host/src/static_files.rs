@@ -16,6 +16,7 @@
 //! anything else (every page) passes on without touching the file system.
 
 use crate::body::{Body, BodyError, full};
+use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
@@ -49,22 +50,21 @@ impl PublicDir {
         Ok(Self { root, listed })
     }
 
-    /// The response for the file at request path `path`, or `None` when
+    /// The response for the file at the request's path, or `None` when
     /// there is no such file in the folder (or the method is not GET/HEAD).
-    pub(crate) async fn serve<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
-        let (method, headers) = (request.method(), request.headers());
+    pub(crate) async fn serve(&self, request: &Parts) -> Option<Response<Body>> {
+        let (method, headers) = (&request.method, &request.headers);
         if method != Method::GET && method != Method::HEAD {
             return None;
         }
-        if let Some(listed) = &self.listed {
-            let decoded = percent_decode_str(request.uri().path())
-                .decode_utf8()
-                .ok()?;
-            if !listed.contains(decoded.strip_prefix('/')?) {
-                return None;
-            }
+        let decoded = percent_decode_str(request.uri.path()).decode_utf8().ok()?;
+        let relative = decoded.strip_prefix('/')?;
+        if let Some(listed) = &self.listed
+            && !listed.contains(relative)
+        {
+            return None;
         }
-        let file = self.resolve(request.uri().path())?;
+        let file = self.resolve(relative)?;
         let metadata = tokio::fs::metadata(&file).await.ok()?;
         if !metadata.is_file() {
             return None;
@@ -102,7 +102,7 @@ impl PublicDir {
         // What ServeFile needs to know: the method, and the range asked for
         // while the file is still the one the client has (a weak ETag never
         // matches `If-Range`; a date must be the file's own).
-        let mut forwarded = Request::builder().method(method).uri(request.uri());
+        let mut forwarded = Request::builder().method(method).uri(&request.uri);
         let range_applies = match headers.get(header::IF_RANGE) {
             None => true,
             Some(validator) => last_modified
@@ -139,10 +139,9 @@ impl PublicDir {
         Some(response)
     }
 
-    /// The file for request path `path`, if it is inside the folder.
-    fn resolve(&self, path: &str) -> Option<PathBuf> {
-        let decoded = percent_decode_str(path).decode_utf8().ok()?;
-        let relative = decoded.strip_prefix('/')?;
+    /// The file at `relative` (a decoded request path without its leading
+    /// `/`), if it is inside the folder.
+    fn resolve(&self, relative: &str) -> Option<PathBuf> {
         if relative.contains('\\') || relative.contains('\0') {
             return None;
         }
@@ -199,8 +198,13 @@ mod tests {
         let listed = public.listed.as_ref().unwrap();
         assert!(listed.contains("hello.txt") && listed.contains("sub/a b.txt"));
         assert_eq!(listed.len(), 2);
-        assert!(public.resolve("/hello.txt").is_some());
-        assert!(public.resolve("/sub/a%20b.txt").is_some());
+        // As `serve` decodes a request path.
+        let resolve = |path: &str| {
+            let decoded = percent_decode_str(path).decode_utf8().ok()?;
+            public.resolve(decoded.strip_prefix('/')?)
+        };
+        assert!(resolve("/hello.txt").is_some());
+        assert!(resolve("/sub/a%20b.txt").is_some());
         for bad in [
             "/../etc/passwd",
             "/%2e%2e/etc/passwd",
@@ -211,7 +215,7 @@ mod tests {
             "hello.txt",
             "/./hello.txt",
         ] {
-            assert!(public.resolve(bad).is_none(), "{bad}");
+            assert!(resolve(bad).is_none(), "{bad}");
         }
     }
 }

@@ -21,7 +21,7 @@ pub(crate) struct ComposeCommand {
 impl ComposeCommand {
     pub(crate) fn execute(self) -> Result<()> {
         let app = switchyard::read_component(&self.app)?;
-        let composed = switchyard::wasm::compose::compose_files(&self.app, &app, &self.router)?;
+        let composed = switchyard::wasm::composition::compose_files(&self.app, &app, &self.router)?;
         std::fs::write(&self.output, &composed)
             .with_context(|| format!("failed to write `{}`", self.output.display()))?;
         println!(

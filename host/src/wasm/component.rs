@@ -1,7 +1,7 @@
 //! Components on disk: read them (with clear errors) and compile them,
 //! through the compile cache when there is one.
 
-use super::cache::CompileCache;
+use super::compile_cache::CompileCache;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::error::Context;

@@ -3,9 +3,9 @@
 //! WIT, compositions of routers and apps, and the WASIp3 handler glue.
 
 pub(crate) mod bindings;
-pub(crate) mod cache;
 pub mod component;
-pub mod compose;
+pub(crate) mod compile_cache;
+pub mod composition;
 pub(crate) mod engine;
 pub(crate) mod kind;
 pub(crate) mod outgoing;

@@ -11,15 +11,20 @@
 //! takes a grant of that address. The connection goes to the address that
 //! was checked, never to a second resolution of the name.
 //!
-//! `self` grants the server's own addresses: `localhost` or an IP address,
-//! at a port this process listens on (so a page can fetch the app's own JSON
-//! API, whatever port the server was given).
+//! `self` grants the app's own addresses: `localhost` or an IP address, at
+//! a port the app is served on (so a page can fetch the app's own JSON API,
+//! whatever port the server was given), and never another app's in the
+//! same process.
+//!
+//! HTTPS is checked against the usual web roots, with one TLS client
+//! configuration per build.
 
 use http::uri::Scheme;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -44,43 +49,34 @@ pub(crate) enum Grant {
     Own,
 }
 
-/// The addresses this process serves on, for the `self` grant.
-static LISTENING: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+/// The addresses one app is served on, for its `self` grant: each
+/// listener's address is recorded when a request first comes through it.
+/// Shared by the app's builds, and by no other app.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnAddresses(Arc<ArcSwap<Vec<SocketAddr>>>);
 
-/// Counts `address` as one of this server's own until dropped.
-#[derive(Debug)]
-pub(crate) struct Listening(SocketAddr);
-
-impl Listening {
-    /// Record that this process serves on `address`.
-    pub(crate) fn on(address: SocketAddr) -> Self {
-        own_addresses().push(address);
-        Self(address)
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let mut own = own_addresses();
-        if let Some(i) = own.iter().position(|a| *a == self.0) {
-            own.swap_remove(i);
+impl OwnAddresses {
+    /// Count `address` (a listener's) as the app's own.
+    pub(crate) fn record(&self, address: SocketAddr) {
+        if !self.0.load().contains(&address) {
+            self.0.rcu(|own| {
+                let mut own = Vec::clone(own);
+                if !own.contains(&address) {
+                    own.push(address);
+                }
+                own
+            });
         }
     }
-}
 
-fn own_addresses() -> std::sync::MutexGuard<'static, Vec<SocketAddr>> {
-    LISTENING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Whether a connection to `address` reaches this server.
-fn is_own(address: SocketAddr) -> bool {
-    own_addresses().iter().any(|own| {
-        own.port() == address.port()
-            && (own.ip() == address.ip()
-                || (own.ip().is_unspecified() && address.ip().is_loopback()))
-    })
+    /// Whether a connection to `address` reaches the app.
+    fn reach(&self, address: SocketAddr) -> bool {
+        self.0.load().iter().any(|own| {
+            own.port() == address.port()
+                && (own.ip() == address.ip()
+                    || (own.ip().is_unspecified() && address.ip().is_loopback()))
+        })
+    }
 }
 
 impl Grant {
@@ -175,9 +171,11 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 /// The guest's outgoing requests under the grants.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Outgoing {
     grants: Arc<[Grant]>,
+    own: OwnAddresses,
+    tls: tokio_rustls::TlsConnector,
 }
 
 type Sent = (
@@ -185,9 +183,28 @@ type Sent = (
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 );
 
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("grants", &self.grants)
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Outgoing {
-    pub(crate) fn new(grants: Arc<[Grant]>) -> Self {
-        Self { grants }
+    pub(crate) fn new(grants: Arc<[Grant]>, own: OwnAddresses) -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            grants,
+            own,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        }
     }
 
     /// Where `request` may go: the addresses to try, or why not.
@@ -229,7 +246,10 @@ impl Outgoing {
                 .into_iter()
                 .filter(|address| is_public(address.ip()))
                 .collect(),
-            Grant::Own => addresses.into_iter().filter(|a| is_own(*a)).collect(),
+            Grant::Own => addresses
+                .into_iter()
+                .filter(|a| self.own.reach(*a))
+                .collect(),
             Grant::Host { .. } | Grant::Address { .. } => addresses,
         };
         if allowed.is_empty() {
@@ -265,7 +285,9 @@ impl Outgoing {
                 .map_err(Error::Connect)?;
             let _ = stream.set_nodelay(true);
             let stream: Box<dyn Stream> = if https {
-                Box::new(tls(stream, &host).await?)
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|_| Error::HttpRequestUriInvalid)?;
+                Box::new(self.tls.connect(name, stream).await.map_err(Error::Tls)?)
             } else {
                 Box::new(stream)
             };
@@ -304,29 +326,13 @@ impl Outgoing {
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
-/// TLS over `stream` to `host`, checked against the usual web roots.
-async fn tls(stream: TcpStream, host: &str) -> Result<impl Stream, Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| Error::HttpRequestUriInvalid)?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, stream)
-        .await
-        .map_err(Error::Tls)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn outgoing(grants: &[&str]) -> Outgoing {
         let grants: Vec<Grant> = grants.iter().map(|g| Grant::parse(g).unwrap()).collect();
-        Outgoing::new(Arc::from(grants))
+        Outgoing::new(Arc::from(grants), OwnAddresses::default())
     }
 
     async fn allowed(outgoing: &Outgoing, url: &str) -> bool {
@@ -355,16 +361,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn self_grants_only_this_servers_own_addresses() {
+    async fn self_grants_only_this_apps_own_addresses() {
         let own = outgoing(&["self"]);
+        let other = outgoing(&["self"]);
         assert!(!allowed(&own, "http://127.0.0.1:47001/").await);
-        let _listening = Listening::on("127.0.0.1:47001".parse().unwrap());
+        own.own.record("127.0.0.1:47001".parse().unwrap());
+        other.own.record("0.0.0.0:47003".parse().unwrap());
         assert!(allowed(&own, "http://127.0.0.1:47001/").await);
         assert!(allowed(&own, "http://localhost:47001/").await);
         assert!(!allowed(&own, "http://127.0.0.1:47002/").await);
         assert!(!allowed(&own, "http://example.com:47001/").await);
-        drop(_listening);
-        assert!(!allowed(&own, "http://127.0.0.1:47001/").await);
+        assert!(!allowed(&own, "http://127.0.0.1:47003/").await, "another app's");
+        assert!(allowed(&other, "http://127.0.0.1:47003/").await, "all interfaces");
+        assert!(!allowed(&other, "http://127.0.0.1:47001/").await);
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@
 //! client sees an aborted transfer rather than a clean, truncated one.
 
 use super::store::{Host, StoreSettings};
-use crate::body::{Body, BodyError, GuestBody};
+use crate::body::{Body, BodyError};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
@@ -61,12 +61,16 @@ impl P3Handler {
         }
     }
 
-    /// Answer `request`. [`is_timeout`] tells an error that is the request
-    /// timeout (or the worker's deadline).
+    /// Answer `request`: the response, and where a reason comes if the
+    /// worker fails before its body ends (for [`GuestBody::failed_by`]).
+    /// [`is_timeout`] tells an error that is the request timeout (or the
+    /// worker's deadline).
+    ///
+    /// [`GuestBody::failed_by`]: crate::body::GuestBody::failed_by
     pub(crate) async fn handle<B>(
         &self,
         request: Request<B>,
-    ) -> wasmtime::Result<http::Response<Body>>
+    ) -> wasmtime::Result<(http::Response<Body>, oneshot::Receiver<String>)>
     where
         B: http_body::Body<Data = Bytes, Error = BodyError> + Send + 'static,
     {
@@ -86,7 +90,7 @@ impl P3Handler {
             }
             Err(error) => return Err(error),
         };
-        Ok(response.map(|body| GuestBody::new(body, ()).failed_by(failure).boxed_unsync()))
+        Ok((response, failure))
     }
 }
 

@@ -1,17 +1,24 @@
-//! Dev mode in the browser: a small script in every HTML page that listens
-//! on [`EVENTS_PATH`] (server-sent events) and reloads the tab after a new
-//! build is swapped in, and the page that shows a failed build's output.
-//! Neither exists outside dev mode.
+//! Dev mode in the browser, as a layer of the request pipeline (below
+//! compression, above the response cache, so that every HTML page gets the
+//! script, cached or not, before it is compressed): a small script in every
+//! HTML page that listens on [`EVENTS_PATH`] (server-sent events) and
+//! reloads the tab after a new build is swapped in, and the page that shows
+//! a failed build's output. None of it exists outside dev mode.
 
-use crate::body::{Body, full};
-use crate::prepared::Shared;
+use super::Dev;
+use crate::body::{Body, RequestBody, ResponseFuture, full};
+use crate::encoding::Reusable;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited, StreamBody};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+use tower::{Layer, Service};
 
 /// The dev-only event stream the reload script listens on.
 pub(crate) const EVENTS_PATH: &str = "/_switchyard/events";
@@ -28,11 +35,74 @@ const RELOAD_SCRIPT: &str = "<script>/* switchyard dev: reload after each build 
 new EventSource(\"/_switchyard/events\").addEventListener(\"reload\",()=>location.reload());\
 </script>";
 
+/// Adds dev mode's answers and the reload script to a service, in dev
+/// mode (with `Some`); else it passes everything through.
+#[derive(Clone)]
+pub(crate) struct ReloadScriptLayer(Option<Arc<Dev>>);
+
+impl ReloadScriptLayer {
+    pub(crate) fn new(dev: Option<Arc<Dev>>) -> Self {
+        Self(dev)
+    }
+}
+
+impl<S> Layer<S> for ReloadScriptLayer {
+    type Service = ReloadScript<S>;
+
+    fn layer(&self, inner: S) -> ReloadScript<S> {
+        ReloadScript {
+            inner,
+            dev: self.0.clone(),
+        }
+    }
+}
+
+/// Dev mode's answers (the event stream, a failed build's page for a page
+/// load), else `inner`'s, with the reload script in its HTML pages.
+#[derive(Clone)]
+pub(crate) struct ReloadScript<S> {
+    inner: S,
+    dev: Option<Arc<Dev>>,
+}
+
+impl<S> Service<Request<RequestBody>> for ReloadScript<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+        let Some(dev) = &self.dev else {
+            return Box::pin(self.inner.call(request));
+        };
+        if request.uri().path() == EVENTS_PATH {
+            let events = events(dev);
+            return Box::pin(async move { Ok(events) });
+        }
+        if let Some(output) = dev.build_error()
+            && wants_page(request.method(), request.headers())
+        {
+            let page = build_error_page(&output);
+            return Box::pin(async move { Ok(page) });
+        }
+        let method = request.method().clone();
+        let answer: ResponseFuture = Box::pin(self.inner.call(request));
+        Box::pin(async move { Ok(add_reload_script(&method, answer.await?).await) })
+    }
+}
+
 /// The event stream: `event: reload` after each swap or failed build.
-pub(crate) fn events(shared: &Shared) -> Response<Body> {
+fn events(dev: &Dev) -> Response<Body> {
     // Reconnect quickly when the server restarts.
     let hello = tokio_stream::once(Bytes::from_static(b"retry: 500\n\n"));
-    let reloads = BroadcastStream::new(shared.dev.subscribe())
+    let reloads = BroadcastStream::new(dev.subscribe())
         .map(|_| Bytes::from_static(b"event: reload\ndata: \n\n"));
     let pings = IntervalStream::new(tokio::time::interval(KEEP_ALIVE))
         .skip(1)
@@ -46,12 +116,16 @@ pub(crate) fn events(shared: &Shared) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Each event goes out as it comes: never compressed.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-transform"),
+    );
     response
 }
 
 /// Whether a request is a page load (a tab that would show HTML).
-pub(crate) fn wants_page(method: &Method, headers: &http::HeaderMap) -> bool {
+fn wants_page(method: &Method, headers: &http::HeaderMap) -> bool {
     (method == Method::GET || method == Method::HEAD)
         && headers
             .get(header::ACCEPT)
@@ -61,7 +135,7 @@ pub(crate) fn wants_page(method: &Method, headers: &http::HeaderMap) -> bool {
 
 /// The page that shows a failed build's output (escaped), and reloads
 /// itself when a build succeeds.
-pub(crate) fn build_error_page(output: &str) -> Response<Body> {
+fn build_error_page(output: &str) -> Response<Body> {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>Build failed · switchyard dev</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\
@@ -87,7 +161,7 @@ pub(crate) fn build_error_page(output: &str) -> Response<Body> {
 
 /// `response` with the reload script before its `</body>` (or at its end),
 /// if it is an HTML page with a body.
-pub(crate) async fn add_reload_script(method: &Method, response: Response<Body>) -> Response<Body> {
+async fn add_reload_script(method: &Method, response: Response<Body>) -> Response<Body> {
     let is_html = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -118,6 +192,8 @@ pub(crate) async fn add_reload_script(method: &Method, response: Response<Body>)
     with_script.extend_from_slice(&page[at..]);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::ETAG);
+    // A cache hit's body is no longer the one its encoded forms are of.
+    parts.extensions.remove::<Reusable>();
     Response::from_parts(parts, full(with_script.freeze()))
 }
 

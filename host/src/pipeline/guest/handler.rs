@@ -4,10 +4,10 @@
 //! the request timeout.
 
 use super::admission::Admitted;
-use super::deadline::ReadDeadline;
-use super::error::Error;
-use crate::body::{Body, BodyError, GuestBody};
-use crate::prepared::Handler;
+use crate::body::{Body, BodyError, BoxError, GuestBody};
+use crate::build::Handler;
+use crate::pipeline::error::Error;
+use crate::server::ReadDeadline;
 use crate::wasm::p3;
 use crate::wasm::store::Host;
 use bytes::Bytes;
@@ -20,15 +20,12 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-/// A request body as the guest reads it.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Run the default handler for `request`. The guest goes on streaming the
 /// response body after its head is sent; `limits.request_timeout` bounds
 /// all of it, and the request counts as in flight until it ends. A body over
 /// `limits.max_request_body` answers 413, whether its length was announced
 /// or it was streamed.
-pub(crate) async fn handle<B>(
+pub(super) async fn handle<B>(
     admitted: Admitted,
     request: Request<B>,
 ) -> Result<Response<Body>, Error>
@@ -36,7 +33,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let max_body = admitted.resolved.config.limits.max_request_body;
+    let max_body = admitted.settings.max_request_body;
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -45,7 +42,7 @@ where
         return Err(Error::PayloadTooLarge(max_body));
     }
     let too_large = Arc::new(AtomicBool::new(false));
-    let quiet_for = admitted.resolved.config.server.body_read_timeout;
+    let quiet_for = admitted.settings.body_read_timeout;
     let mut request = request.map(|body| {
         limited(
             ReadDeadline::new(body, quiet_for),
@@ -65,11 +62,12 @@ where
             p2(admitted, pre, request, too_large.clone()).await
         }
         Handler::P3(handler) => {
-            let (handler, timeout) = (handler.clone(), admitted.timeout);
+            let (handler, timeout) = (handler.clone(), admitted.settings.timeout);
             match handler.handle(request).await {
                 // The body holds the admission: the instance may live on.
-                Ok(response) => Ok(response.map(|body| {
+                Ok((response, failure)) => Ok(response.map(|body| {
                     GuestBody::new(body, admitted)
+                        .failed_by(failure)
                         .failed_if_too_large(too_large.clone())
                         .boxed_unsync()
                 })),
@@ -129,7 +127,7 @@ async fn p2(
     let http = &mut reusable.store.data_mut().http();
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let out = http.new_response_outparam(sender)?;
-    let timeout = admitted.timeout;
+    let timeout = admitted.settings.timeout;
     let task = tokio::spawn(async move {
         let run = tokio::time::timeout(timeout, async {
             let proxy = match reusable.instance.take() {

@@ -4,9 +4,9 @@
 //! `/_error`); the host owns the framing: the page's own framing and
 //! hop-by-hop headers are dropped, and the length is the body's.
 
-use super::error::Error;
 use crate::body::{Body, full};
-use crate::prepared::Prepared;
+use crate::build::Build;
+use crate::pipeline::error::Error;
 use crate::routing::Pairs;
 use crate::wasm::bindings::{Page, RequestInfo};
 use crate::wasm::store::Host;
@@ -30,8 +30,8 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Render `page` with `query`. A page the app does not have renders the
 /// app's `/404` page with status 404, as in Next.js (the app does it).
-pub(crate) async fn render(
-    prepared: &Prepared,
+pub(super) async fn render(
+    build: &Build,
     request: &RequestParts<'_>,
     page: &str,
     query: &Pairs,
@@ -50,7 +50,7 @@ pub(crate) async fn render(
         path: &request.path,
         headers: &headers,
     };
-    match call(prepared, page, &query, info).await? {
+    match call(build, page, &query, info).await? {
         Ok(rendered) => Ok(to_response(rendered)?),
         Err(message) => Err(Error::Guest(format_err!("page `{page}` failed: {message}"))),
     }
@@ -59,19 +59,19 @@ pub(crate) async fn render(
 /// One `renderer.render` call, bounded by the timeout, in an idle instance
 /// when reuse is on, else a fresh one.
 async fn call(
-    prepared: &Prepared,
+    build: &Build,
     page: &str,
     query: &[(&str, &str)],
     info: RequestInfo<'_>,
 ) -> Result<Result<Page, String>, Error> {
-    let renderer = prepared
+    let renderer = build
         .renderer
         .as_ref()
-        .ok_or(Error::NoRenderer(prepared.kind))?;
+        .ok_or(Error::NoRenderer(build.kind))?;
     let run = async {
-        let mut reusable = prepared
+        let mut reusable = build
             .idle_renderers
-            .take_or(|| Host::store(&prepared.engine, &prepared.store))
+            .take_or(|| Host::store(&build.engine, &build.store))
             .map_err(Error::Host)?;
         reusable.store.data().serving(info.method, info.path);
         let app = match reusable.instance.take() {
@@ -84,12 +84,12 @@ async fn call(
             .await?;
         reusable.instance = Some(app);
         // Only an instance that returned normally may serve again.
-        prepared.idle_renderers.give_back(reusable);
+        build.idle_renderers.give_back(reusable);
         Ok::<_, wasmtime::Error>(rendered)
     };
-    match tokio::time::timeout(prepared.timeout, run).await {
+    match tokio::time::timeout(build.settings.timeout, run).await {
         Ok(result) => Ok(result?),
-        Err(_elapsed) => Err(Error::Timeout(prepared.timeout)),
+        Err(_elapsed) => Err(Error::Timeout(build.settings.timeout)),
     }
 }
 
@@ -120,22 +120,22 @@ fn to_response(page: Page) -> wasmtime::Result<Response<Body>> {
 
 /// What the renderer is told of the request (method, decoded path,
 /// headers), borrowed from it where it can be.
-pub(crate) struct RequestParts<'a> {
+pub(super) struct RequestParts<'a> {
     method: &'a str,
     path: Cow<'a, str>,
     headers: Vec<(&'a str, Cow<'a, str>)>,
 }
 
 impl<'a> RequestParts<'a> {
-    pub(crate) fn new<B>(request: &'a http::Request<B>) -> Self {
-        let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+    pub(super) fn new(request: &'a http::request::Parts) -> Self {
+        let path = percent_encoding::percent_decode_str(request.uri.path()).decode_utf8_lossy();
         let headers = request
-            .headers()
+            .headers
             .iter()
             .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
             .collect();
         Self {
-            method: request.method().as_str(),
+            method: request.method.as_str(),
             path,
             headers,
         }

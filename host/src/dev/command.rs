@@ -1,5 +1,4 @@
-//! Dev mode's build loop: run the build command when a watched source
-//! changes, and tell open browser tabs to reload.
+//! Dev mode's build command: run it when a watched source changes.
 //!
 //! A change is a write, creation, rename or removal of a file matching one
 //! of the `watch` globs (reads never count). Changes that come together are
@@ -8,8 +7,7 @@
 //! build serving, prints the compiler's output, and keeps it for the dev
 //! error page until a build succeeds.
 
-use super::{Shared, watch};
-use arc_swap::ArcSwapOption;
+use super::{Dev, watch};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
@@ -17,7 +15,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast;
 use wasmtime::Result;
 
 /// Changes closer together than this are one build (an editor saves a file
@@ -29,7 +26,7 @@ const MAX_OUTPUT: usize = 256 * 1024;
 
 /// The build command and the sources it builds from.
 #[derive(Debug, Clone)]
-pub(crate) struct DevBuild {
+pub(crate) struct BuildCommand {
     /// Run with `sh -c` in `dir`.
     pub(crate) command: String,
     /// The config's directory: where the command runs and globs start.
@@ -39,7 +36,7 @@ pub(crate) struct DevBuild {
     roots: Vec<PathBuf>,
 }
 
-impl DevBuild {
+impl BuildCommand {
     /// `command`, run when a file matching one of `watch` (relative to
     /// `dir`) changes. `Err` says what is wrong with the globs.
     pub(crate) fn new(command: String, watch: &[String], dir: &Path) -> Result<Self, String> {
@@ -87,6 +84,32 @@ impl DevBuild {
     fn matches(&self, path: &Path) -> bool {
         path.strip_prefix(&self.dir)
             .is_ok_and(|relative| self.globs.is_match(relative))
+    }
+
+    /// Run the command whenever its sources change, for as long as `dev`
+    /// lives: a failed build's output goes to the error page, and open
+    /// tabs reload.
+    pub(crate) fn watch(self, dev: Weak<Dev>) -> Result<()> {
+        let matcher = self.clone();
+        let matches = move |path: &Path| matcher.matches(path);
+        let roots = self.roots.clone();
+        watch::on_changes(
+            &roots,
+            RecursiveMode::Recursive,
+            DEBOUNCE,
+            matches,
+            move || {
+                let (dev, build) = (dev.clone(), self.clone());
+                async move {
+                    let result = build.run().await;
+                    let Some(dev) = dev.upgrade() else {
+                        return false;
+                    };
+                    dev.built(result);
+                    true
+                }
+            },
+        )
     }
 
     /// Run the command once, its output going to the terminal as it comes.
@@ -155,89 +178,16 @@ async fn echo(mut from: impl AsyncRead + Unpin, output: Arc<Mutex<Vec<u8>>>) {
     }
 }
 
-/// What dev mode shares with the browser: reload events, and the output of
-/// the last build if it failed.
-pub(crate) struct DevState {
-    events: broadcast::Sender<()>,
-    build_error: ArcSwapOption<String>,
-}
-
-impl DevState {
-    pub(crate) fn new() -> Self {
-        Self {
-            events: broadcast::channel(16).0,
-            build_error: ArcSwapOption::empty(),
-        }
-    }
-
-    /// Reload events, one per swap or failed build.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<()> {
-        self.events.subscribe()
-    }
-
-    /// Tell open tabs to reload.
-    pub(crate) fn reload(&self) {
-        let _ = self.events.send(());
-    }
-
-    /// The output of the last build, if it failed.
-    pub(crate) fn build_error(&self) -> Option<Arc<String>> {
-        self.build_error.load_full()
-    }
-
-    pub(crate) fn set_build_error(&self, output: Option<String>) {
-        self.build_error.store(output.map(Arc::new));
-    }
-}
-
-/// Run `build` whenever its sources change, for as long as `shared` lives.
-pub(crate) fn watch_sources(shared: Weak<Shared>, build: DevBuild) -> Result<()> {
-    let matcher = build.clone();
-    let matches = move |path: &Path| matcher.matches(path);
-    let roots = build.roots.clone();
-    watch::on_changes(
-        &roots,
-        RecursiveMode::Recursive,
-        DEBOUNCE,
-        matches,
-        move || {
-            let (shared, build) = (shared.clone(), build.clone());
-            async move {
-                let result = build.run().await;
-                let Some(shared) = shared.upgrade() else {
-                    return false;
-                };
-                match result {
-                    Ok(()) => {
-                        // The new component's swap reloads the tabs; a build that
-                        // changed nothing still takes the error page away.
-                        if shared.dev.build_error().is_some() {
-                            shared.dev.set_build_error(None);
-                            shared.dev.reload();
-                        }
-                    }
-                    Err(output) => {
-                        tracing::error!("the build failed; still serving the last good build");
-                        shared.dev.set_build_error(Some(output));
-                        shared.dev.reload();
-                    }
-                }
-                true
-            }
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::DevBuild;
+    use super::BuildCommand;
 
     #[test]
     fn globs_match_sources_under_the_config_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("src/pages")).unwrap();
         let watch = ["src/**/*.rs".to_string(), "templates/*.html".to_string()];
-        let build = DevBuild::new("true".into(), &watch, dir.path()).unwrap();
+        let build = BuildCommand::new("true".into(), &watch, dir.path()).unwrap();
         let root = dir.path().canonicalize().unwrap();
         assert!(build.matches(&root.join("src/pages/a.rs")));
         assert!(build.matches(&root.join("templates/a.html")));
@@ -250,16 +200,16 @@ mod tests {
     #[test]
     fn bad_globs_and_no_globs_say_why() {
         let dir = tempfile::tempdir().unwrap();
-        let error = DevBuild::new("true".into(), &["src/[".into()], dir.path()).unwrap_err();
+        let error = BuildCommand::new("true".into(), &["src/[".into()], dir.path()).unwrap_err();
         assert!(error.contains("`src/[`"), "{error}");
-        let error = DevBuild::new("true".into(), &[], dir.path()).unwrap_err();
+        let error = BuildCommand::new("true".into(), &[], dir.path()).unwrap_err();
         assert!(error.contains("watch = [\"src/**\"]"), "{error}");
     }
 
     #[tokio::test]
     async fn a_failed_build_returns_its_output() {
         let dir = tempfile::tempdir().unwrap();
-        let build = DevBuild::new("echo oops >&2; exit 3".into(), &["*".into()], dir.path());
+        let build = BuildCommand::new("echo oops >&2; exit 3".into(), &["*".into()], dir.path());
         let error = build.unwrap().run().await.unwrap_err();
         assert!(
             error.contains("oops") && error.contains("exit status: 3"),

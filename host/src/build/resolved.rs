@@ -1,7 +1,6 @@
 //! Where things are, once the builder's options and the config file are
 //! combined: the effective config, the app and router components.
 
-use super::dev::DevBuild;
 use super::options::Options;
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 use std::path::PathBuf;
@@ -19,10 +18,14 @@ pub(crate) struct Resolved {
     pub(crate) routers: Vec<PathBuf>,
     /// Dev mode.
     pub(crate) dev: bool,
+    /// Request errors are not logged.
+    pub(crate) quiet: bool,
     /// Where compiled components are cached.
     pub(crate) cache_dir: Option<PathBuf>,
-    /// Dev mode's rebuild on change, when a build command is set.
-    pub(crate) dev_build: Option<DevBuild>,
+    /// Dev mode's build command, if any, and the source globs whose change
+    /// reruns it.
+    pub(crate) build_command: Option<String>,
+    pub(crate) watch: Vec<String>,
 }
 
 impl Resolved {
@@ -60,22 +63,11 @@ impl Resolved {
         } else {
             options.routers.clone()
         };
-        let build = options.build.clone().or_else(|| config.dev.build.clone());
+        let build_command = options.build.clone().or_else(|| config.dev.build.clone());
         let watch = if options.watch.is_empty() {
-            &config.dev.watch
+            config.dev.watch.clone()
         } else {
-            &options.watch
-        };
-        let dev_build = match build {
-            Some(command) => Some(DevBuild::new(command, watch, &config.base_dir).map_err(
-                |reason| {
-                    let file = config_file
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
-                    ConfigError::invalid(&file, "dev.watch", reason)
-                },
-            )?),
-            None => None,
+            options.watch.clone()
         };
         Ok(Self {
             config,
@@ -83,8 +75,10 @@ impl Resolved {
             app,
             routers,
             dev: options.dev,
+            quiet: options.quiet,
             cache_dir: options.cache_dir.clone(),
-            dev_build,
+            build_command,
+            watch,
         })
     }
 

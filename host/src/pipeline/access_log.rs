@@ -1,26 +1,74 @@
-//! `[server] access_log`: one line per request, written when its response
-//! has been sent (or abandoned): method, path, status, body bytes sent and
-//! duration. The path is escaped like every other log line.
+//! `[server] access_log`, the outermost layer: one line per request,
+//! written when its response has been sent (or abandoned): method, path,
+//! status, body bytes sent (as sent, compressed or not) and duration. The
+//! path is escaped like every other log line.
 
-use crate::body::{Body, BodyError};
+use super::build_of;
+use crate::body::{Body, BodyError, RequestBody, ResponseFuture};
 use crate::wasm::output::escape_into;
 use bytes::Bytes;
-use http::{Method, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
+use tower::{Layer, Service};
+
+/// Logs each request of a service, when its build says so.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AccessLogLayer;
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog(inner)
+    }
+}
+
+/// `S`, with an access log line per request.
+#[derive(Clone)]
+pub(super) struct AccessLog<S>(S);
+
+impl<S> Service<Request<RequestBody>> for AccessLog<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+        let logged = build_of(&request).is_some_and(|build| build.settings.access_log);
+        if !logged {
+            return Box::pin(self.0.call(request));
+        }
+        let entry = Entry {
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            started: Instant::now(),
+        };
+        let answer: ResponseFuture = Box::pin(self.0.call(request));
+        Box::pin(async move { Ok(log(entry, answer.await?)) })
+    }
+}
 
 /// What the line will say, but for the bytes and the end.
-pub(crate) struct Entry {
-    pub(crate) method: Method,
-    pub(crate) path: String,
-    pub(crate) started: Instant,
+struct Entry {
+    method: Method,
+    path: String,
+    started: Instant,
 }
 
 /// `response`, logged once its body is done.
-pub(crate) fn log(entry: Entry, response: Response<Body>) -> Response<Body> {
+fn log(entry: Entry, response: Response<Body>) -> Response<Body> {
     let status = response.status();
     response.map(|inner| {
         Logged {

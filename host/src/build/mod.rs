@@ -1,24 +1,36 @@
-//! What `App::prepare` makes: the compiled, linked, pre-instantiated app,
-//! the route table and the per-request settings.
+//! The prepared build: what `App::prepare` makes (the compiled, linked,
+//! pre-instantiated app, checked against the config, with its route table,
+//! static files, response cache and the settings every request needs),
+//! and [`Current`], the one place that holds the build in use. A dev-mode
+//! reload swaps a new build in; requests in flight finish on the one they
+//! started with, which they carry.
 
-use super::in_flight::InFlight;
-use super::resolved::Resolved;
+mod in_flight;
+mod options;
+mod resolved;
+mod settings;
+
+pub(crate) use in_flight::InFlight;
+pub(crate) use options::Options;
+pub(crate) use resolved::Resolved;
+pub(crate) use settings::RequestSettings;
+
 use crate::config::ConfigError;
-use crate::response::cache::{CacheSettings, ResponseCache};
+use crate::response_cache::{CacheSettings, ResponseCache};
 use crate::routing::RouteTable;
 use crate::static_files::PublicDir;
 use crate::wasm::bindings::AppPre;
 use crate::wasm::component;
-use crate::wasm::compose;
+use crate::wasm::composition;
 use crate::wasm::engine::{self, EngineSettings};
 use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
-use crate::wasm::outgoing::{Grant, Outgoing};
+use crate::wasm::outgoing::{Grant, OwnAddresses, Outgoing};
 use crate::wasm::p3::{P3Handler, P3Settings};
 use crate::wasm::pool::{self, Pool};
 use crate::wasm::store::{Host, StoreSettings};
+use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
@@ -35,8 +47,29 @@ pub(crate) enum Handler {
     P3(P3Handler),
 }
 
-/// The prepared app: everything a request needs, shared by all of them.
-pub(crate) struct Prepared {
+/// The build in use, if `prepare` has made one.
+#[derive(Default)]
+pub(crate) struct Current(ArcSwapOption<Build>);
+
+impl Current {
+    /// The build in use, for as long as the caller holds it.
+    pub(crate) fn load(&self) -> Option<Arc<Build>> {
+        self.0.load_full()
+    }
+
+    /// `f` of the build in use, without holding it.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Build) -> R) -> Option<R> {
+        self.0.load().as_deref().map(f)
+    }
+
+    /// Put `build` in use.
+    pub(crate) fn swap_in(&self, build: Build) {
+        self.0.store(Some(Arc::new(build)));
+    }
+}
+
+/// The prepared build: everything a request needs, shared by all of them.
+pub(crate) struct Build {
     pub(crate) engine: Engine,
     /// What kind of app it is.
     pub(crate) kind: AppKind,
@@ -50,7 +83,8 @@ pub(crate) struct Prepared {
     pub(crate) cache: Option<Arc<ResponseCache>>,
     /// Static files, if `public_dir` is set.
     pub(crate) public: Option<PublicDir>,
-    pub(crate) timeout: Duration,
+    /// What each request is served with, read once from the config.
+    pub(crate) settings: RequestSettings,
     /// The requests in flight (`limits.max_concurrent_requests`).
     pub(crate) in_flight: InFlight,
     /// Idle app instances for `render` calls (`[performance] instance_reuse`).
@@ -62,10 +96,11 @@ pub(crate) struct Prepared {
     pub(crate) resolved: Resolved,
 }
 
-impl Prepared {
+impl Build {
     /// Compile (or load from the cache), link and pre-instantiate the app,
-    /// and check the routes against its pages.
-    pub(crate) async fn new(resolved: Resolved) -> Result<Self> {
+    /// and check the routes against its pages. `own` are the addresses the
+    /// app is served on, for the `self` grant.
+    pub(crate) async fn new(resolved: Resolved, own: OwnAddresses) -> Result<Self> {
         let config = &resolved.config;
         let routes = RouteTable::new(&config.routes, &config.redirects).map_err(|error| {
             ConfigError::invalid(&resolved.config_path(), &error.key, error.reason)
@@ -103,7 +138,7 @@ impl Prepared {
             })?),
             AppKind::Proxy | AppKind::P3Handler => None,
         };
-        let store = store_settings(&resolved)?;
+        let store = store_settings(&resolved, own)?;
         let handler = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
                 format!(
@@ -154,10 +189,9 @@ impl Prepared {
                 max_size: config.cache.max_size,
                 max_entry_size: config.cache.max_entry_size,
                 wait: limits.request_timeout,
-                compression: config.server.compression,
             }))
         });
-        let mut prepared = Self {
+        let mut build = Self {
             engine,
             kind,
             renderer,
@@ -166,17 +200,17 @@ impl Prepared {
             store,
             routes,
             public,
-            timeout: limits.request_timeout,
+            settings: RequestSettings::new(&resolved),
             in_flight: InFlight::new(limits.max_concurrent_requests),
             idle_renderers: Pool::new(config.performance.instance_reuse),
             idle_handlers: Pool::new(config.performance.instance_reuse),
             pages: Vec::new(),
             resolved,
         };
-        prepared.pages = prepared.list_pages().await?;
-        prepared.check_route_pages()?;
-        check_memory_budget(&prepared.resolved)?;
-        Ok(prepared)
+        build.pages = build.list_pages().await?;
+        build.check_route_pages()?;
+        check_memory_budget(&build.resolved)?;
+        Ok(build)
     }
 
     /// The renderer's pages; none for an app without one.
@@ -193,15 +227,10 @@ impl Prepared {
                 .call_pages(&mut store)
                 .await
         };
-        tokio::time::timeout(self.timeout, run)
+        let timeout = self.settings.timeout;
+        tokio::time::timeout(timeout, run)
             .await
-            .with_context(|| {
-                format!(
-                    "`{}` did not list its pages within {:?}",
-                    app.display(),
-                    self.timeout
-                )
-            })?
+            .with_context(|| format!("`{}` did not list its pages within {timeout:?}", app.display()))?
             .with_context(|| format!("`{}` failed to list its pages", app.display()))
     }
 
@@ -242,7 +271,7 @@ impl Prepared {
 }
 
 /// What every store gets: the settings the host passes on, and the grants.
-fn store_settings(resolved: &Resolved) -> Result<StoreSettings> {
+fn store_settings(resolved: &Resolved, own: OwnAddresses) -> Result<StoreSettings> {
     let config = &resolved.config;
     let grants = &config.grants;
     let mut env: Vec<(String, String)> = grants.env.clone().into_iter().collect();
@@ -273,7 +302,7 @@ fn store_settings(resolved: &Resolved) -> Result<StoreSettings> {
     Ok(StoreSettings {
         env: Arc::from(env),
         dirs: Arc::from(dirs),
-        outgoing_http: Outgoing::new(grants_of(resolved)?),
+        outgoing_http: Outgoing::new(grants_of(resolved)?, own),
         max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
     })
 }
@@ -333,7 +362,7 @@ fn grants_of(resolved: &Resolved) -> Result<Arc<[Grant]>> {
 
 /// Read the routers and compose them in front of the app's `bytes`.
 fn compose_routers(resolved: &Resolved, app_bytes: &[u8]) -> Result<Vec<u8>> {
-    compose::compose_files(&resolved.app, app_bytes, &resolved.routers)
+    composition::compose_files(&resolved.app, app_bytes, &resolved.routers)
 }
 
 /// `` `a.wasm`, `b.wasm` ``

@@ -22,6 +22,21 @@ use wasmtime::{Engine, Result, bail};
 /// The most the cache may hold; the oldest artifacts are removed past it.
 pub(crate) const MAX_BYTES: u64 = 1 << 30;
 
+/// A [`Hasher`] that feeds SHA-256: a digest that does not depend on the
+/// Rust release, for what offers only a [`Hash`] impl.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+    }
+}
+
 /// A checked cache directory.
 pub(crate) struct CompileCache {
     dir: PathBuf,
@@ -71,13 +86,16 @@ impl CompileCache {
         })
     }
 
-    /// `DIR/<engine hash>-<component sha256>.cwasm`.
+    /// `DIR/<engine hash>-<component sha256>.cwasm`. Both are SHA-256
+    /// (the engine's of what its compatibility hash feeds a hasher), so a
+    /// name means the same under any Rust release, unlike `DefaultHasher`,
+    /// whose algorithm may change between releases.
     pub(crate) fn artifact(&self, engine: &Engine, component: &[u8]) -> PathBuf {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let mut engine_hash = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        let engine_hash = hex(&engine_hash.0.finalize()[..8]);
         let content = hex(&Sha256::digest(component));
-        self.dir
-            .join(format!("{:016x}-{content}.cwasm", hasher.finish()))
+        self.dir.join(format!("{engine_hash}-{content}.cwasm"))
     }
 
     /// The component compiled at `artifact`, if it is there and its bytes

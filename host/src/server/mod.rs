@@ -12,9 +12,16 @@
 //! protocol) and its request headers within `header_read_timeout`; HTTP/2
 //! connections answer keep-alive pings or are closed. Past
 //! `max_connections` open at once, new connections are refused.
+//!
+//! Each request carries the listener's address ([`ServedOn`]), so that the
+//! app it reaches knows its own addresses (the `self` grant).
 
-use super::deadline::WriteDeadline;
+mod deadline;
+
+pub(crate) use deadline::ReadDeadline;
+
 use crate::config::Config;
+use deadline::WriteDeadline;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
@@ -30,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::body::BoxError;
 
 /// How long, once shutdown begins, a connection already open but silent
 /// still has to send its request.
@@ -39,9 +46,23 @@ const DRAIN_WINDOW: Duration = Duration::from_millis(500);
 /// The first bytes of an HTTP/2 connection.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The address of the listener a request came through, in its extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedOn(pub SocketAddr);
+
 /// How the server treats its connections; [`ServerSettings::from_config`]
-/// reads them from `[server]` and `[limits]`.
+/// reads them from `[server]` and `[limits]`, and the `with_` methods
+/// change one each:
+///
+/// ```
+/// # use std::time::Duration;
+/// let settings = switchyard::server::ServerSettings::default()
+///     .with_workers(1)
+///     .with_shutdown_timeout(Duration::from_secs(5));
+/// assert_eq!(settings.workers, 1);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerSettings {
     /// How long a client may take to send its first bytes, and then its
     /// request headers; slower clients are cut off.
@@ -81,6 +102,38 @@ impl ServerSettings {
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
+}
+
+macro_rules! with {
+    ($($(#[$doc:meta])* $method:ident: $field:ident: $type:ty;)*) => {
+        impl ServerSettings {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $method(mut self, $field: $type) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+with! {
+    /// Set [`header_read_timeout`](Self::header_read_timeout).
+    with_header_read_timeout: header_read_timeout: Duration;
+    /// Set [`max_header_size`](Self::max_header_size).
+    with_max_header_size: max_header_size: u64;
+    /// Set [`shutdown_timeout`](Self::shutdown_timeout).
+    with_shutdown_timeout: shutdown_timeout: Duration;
+    /// Set [`max_connections`](Self::max_connections).
+    with_max_connections: max_connections: usize;
+    /// Set [`write_timeout`](Self::write_timeout).
+    with_write_timeout: write_timeout: Duration;
+    /// Set [`max_concurrent_streams`](Self::max_concurrent_streams).
+    with_max_concurrent_streams: max_concurrent_streams: u32;
+    /// Set [`workers`](Self::workers).
+    with_workers: workers: usize;
 }
 
 /// Listen on `hostname:port` (the first address it resolves to). An address
@@ -131,11 +184,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    // The `self` grant reaches this address while it is served.
-    let _own = listener
-        .local_addr()
-        .ok()
-        .map(crate::wasm::outgoing::Listening::on);
+    let served_on = ServedOn(listener.local_addr().context("failed to read the listening address")?);
     let workers = settings.workers.max(1);
     let settings = Arc::new(settings);
     let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
@@ -150,7 +199,7 @@ where
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                runtime.block_on(serve_connections(accepted, service, settings));
+                runtime.block_on(serve_connections(accepted, service, served_on, settings));
                 Ok(())
             })
             .context("failed to start a worker thread")?;
@@ -210,6 +259,7 @@ where
 async fn serve_connections<S, B>(
     mut accepted: mpsc::UnboundedReceiver<(std::net::TcpStream, OwnedSemaphorePermit)>,
     service: S,
+    served_on: ServedOn,
     settings: Arc<ServerSettings>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -238,10 +288,15 @@ async fn serve_connections<S, B>(
     // tasks ends with its connection if the bytes came in time.
     let mut opening = tokio::task::JoinSet::new();
     let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
+        let service = service.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(served_on);
+            service.call(request)
+        });
         let connection = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(WriteDeadline::new(stream, settings.write_timeout)),
-                service.clone(),
+                service,
             )
             .into_owned();
         let connection = graceful.watch(connection);

@@ -1,0 +1,131 @@
+//! Dev mode, all of it (`switchyard dev`, `App::builder().dev(true)`):
+//! the build command rerun when a source changes ([`command`]), the new
+//! component swapped in without dropping a request ([`reload`]), the file
+//! watching both share ([`watch`]), and what the browser sees
+//! ([`browser`]): the reload event stream, the script every HTML page gets,
+//! and the page that shows a failed build. It sits above the prepared
+//! build: it makes new builds and puts them in use, and nothing below it
+//! knows it exists.
+
+mod browser;
+mod command;
+mod reload;
+mod watch;
+
+pub(crate) use browser::{ReloadScript, ReloadScriptLayer};
+
+use crate::build::{Build, Current, Options, Resolved};
+use crate::config::ConfigError;
+use crate::wasm::outgoing::OwnAddresses;
+use arc_swap::ArcSwapOption;
+use command::BuildCommand;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use wasmtime::Result;
+
+/// Dev mode's state: reload events for open tabs, and the output of the
+/// last build if it failed.
+pub(crate) struct Dev {
+    events: broadcast::Sender<()>,
+    build_error: ArcSwapOption<String>,
+}
+
+impl Dev {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            events: broadcast::channel(16).0,
+            build_error: ArcSwapOption::empty(),
+        })
+    }
+
+    /// Prepare the app in dev mode: run the build command first, if there
+    /// is one (when it fails, an earlier build serves with the error page,
+    /// if there is one); put the build in use; then watch the sources, the
+    /// component and the config, and swap each new build in as it lands.
+    pub(crate) async fn prepare(
+        self: &Arc<Self>,
+        options: &Options,
+        current: &Arc<Current>,
+        own: &OwnAddresses,
+    ) -> Result<()> {
+        let resolved = Resolved::from_options(options)?;
+        let command = build_command(&resolved)?;
+        if let Some(command) = &command
+            && let Err(output) = command.run().await
+        {
+            if !resolved.app.exists() {
+                wasmtime::bail!(
+                    "the build failed and there is no earlier build of `{}` to serve: {output}",
+                    resolved.app.display()
+                );
+            }
+            tracing::error!("the build failed; serving the earlier build");
+            self.build_error.store(Some(Arc::new(output)));
+        }
+        let watched = resolved.clone();
+        current.swap_in(Build::new(resolved, own.clone()).await?);
+        reload::watch(
+            &watched,
+            reload::Reloader {
+                options: options.clone(),
+                current: Arc::downgrade(current),
+                own: own.clone(),
+                dev: Arc::downgrade(self),
+            },
+        )?;
+        if let Some(command) = command {
+            command.watch(Arc::downgrade(self))?;
+        }
+        Ok(())
+    }
+
+    /// Reload events, one per swap or failed build.
+    fn subscribe(&self) -> broadcast::Receiver<()> {
+        self.events.subscribe()
+    }
+
+    /// Tell open tabs to reload.
+    fn reload(&self) {
+        let _ = self.events.send(());
+    }
+
+    /// The output of the last build, if it failed.
+    fn build_error(&self) -> Option<Arc<String>> {
+        self.build_error.load_full()
+    }
+
+    /// A build command finished: `Err` is a failed build's output.
+    fn built(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                // The new component's swap reloads the tabs; a build that
+                // changed nothing still takes the error page away.
+                if self.build_error.swap(None).is_some() {
+                    self.reload();
+                }
+            }
+            Err(output) => {
+                tracing::error!("the build failed; still serving the last good build");
+                self.build_error.store(Some(Arc::new(output)));
+                self.reload();
+            }
+        }
+    }
+}
+
+/// The build command of `resolved`, if it has one; a bad `watch` glob is
+/// the config's error.
+fn build_command(resolved: &Resolved) -> Result<Option<BuildCommand>, ConfigError> {
+    let Some(command) = resolved.build_command.clone() else {
+        return Ok(None);
+    };
+    BuildCommand::new(command, &resolved.watch, &resolved.config.base_dir)
+        .map(Some)
+        .map_err(|reason| ConfigError::invalid(&resolved.config_path(), "dev.watch", reason))
+}
+
+/// Check what dev mode would use of `resolved` (its `watch` globs), so that
+/// `check` and a production start report a mistake there too.
+pub(crate) fn check(resolved: &Resolved) -> Result<(), ConfigError> {
+    build_command(resolved).map(drop)
+}

@@ -1,0 +1,83 @@
+//! `[server] compression`: responses worth compressing go out in the coding
+//! the client prefers, with `Vary: Accept-Encoding` (the rule, the
+//! negotiation and the encoders are [`encoding`](crate::encoding)'s). A
+//! body that streams is compressed as it streams; a cache hit's body is
+//! compressed once per coding and kept beside the entry.
+
+use super::build_of;
+use crate::body::{Body, RequestBody, ResponseFuture, full};
+use crate::encoding::{self, Reusable};
+use http::{HeaderValue, Request, Response, header};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Compresses the responses of a service, when its build says so.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CompressionLayer;
+
+impl<S> Layer<S> for CompressionLayer {
+    type Service = Compression<S>;
+
+    fn layer(&self, inner: S) -> Compression<S> {
+        Compression(inner)
+    }
+}
+
+/// `S`, its responses compressed.
+#[derive(Clone)]
+pub(super) struct Compression<S>(S);
+
+impl<S> Service<Request<RequestBody>> for Compression<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+        let on = build_of(&request).is_some_and(|build| build.settings.compression);
+        if !on {
+            return Box::pin(self.0.call(request));
+        }
+        // Read only if the response turns out to be worth compressing.
+        let accept: Vec<HeaderValue> = request
+            .headers()
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .cloned()
+            .collect();
+        let answer: ResponseFuture = Box::pin(self.0.call(request));
+        Box::pin(async move { Ok(compress(&accept, answer.await?).await) })
+    }
+}
+
+/// `response`, compressed for a client that sent `accept`, if it should be.
+async fn compress(accept: &[HeaderValue], mut response: Response<Body>) -> Response<Body> {
+    if !encoding::is_compressible(&response) {
+        return response;
+    }
+    encoding::vary_on_accept_encoding(response.headers_mut());
+    let Some(coding) = encoding::negotiate(accept) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let body = match parts.extensions.remove::<Reusable>() {
+        Some(reusable) => match reusable.forms.get_or_make(coding, &reusable.identity).await {
+            Some(encoded) => full(encoded),
+            None => return Response::from_parts(parts, full(reusable.identity)),
+        },
+        None => encoding::encode_stream(coding, body),
+    };
+    let headers = &mut parts.headers;
+    headers.insert(header::CONTENT_ENCODING, coding.header_value());
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::ACCEPT_RANGES);
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,553 @@
+//! The shared response cache (RFC 9111, as a shared cache): the server does
+//! what Next.js's ssr-caching example leaves to a CDN. It sits in front of
+//! any tower service that answers requests (the pipeline's cache layer puts
+//! it in front of routing), and knows nothing of what is behind.
+//!
+//! Driven by the response's own `Cache-Control`: stored when it says
+//! `s-maxage=N`, or `public` with `max-age=N`; served fresh without calling
+//! the service; served stale within `stale-while-revalidate` while ONE
+//! background request refreshes it; served stale within `stale-if-error`
+//! when that request fails. Never stored: `private`, `no-store`,
+//! `no-cache`, `Set-Cookie`, `Vary: *`, requests with `Authorization`
+//! (unless `public`), methods but GET (HEAD is served from GET's entry),
+//! statuses not cacheable by default, responses that may never be served
+//! from the cache (no lifetime and no stale allowance), bodies over
+//! `max_entry_size`. `Vary` puts the named request headers in the key.
+//! Concurrent misses of one key make one request; the others wait for it
+//! (within the request timeout). `x-cache: HIT|MISS|STALE` and `Age` say
+//! what the cache did. Entries are weighed in bytes (moka, least recently
+//! used out first) and keep their identity body; the compression layer
+//! keeps each encoded form it makes of one beside it
+//! ([`Reusable`](crate::encoding::Reusable)).
+
+mod directives;
+
+use crate::body::{Body, BodyError, full};
+use crate::encoding::{Encoded, Reusable};
+use bytes::Bytes;
+use directives::Directives;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::request::Parts;
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tower::{Service, ServiceExt};
+
+/// Statuses a shared cache may store by default (RFC 9110 section 15.1).
+const CACHEABLE: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// How long a URL whose answer was not stored is served without waiting
+/// for one another (then a burst of misses coalesces again).
+const UNCACHEABLE_FOR: Duration = Duration::from_secs(60);
+
+/// The `[cache]` settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheSettings {
+    pub(crate) max_size: u64,
+    pub(crate) max_entry_size: u64,
+    /// How long a request waits for another's answer of the same key.
+    pub(crate) wait: Duration,
+}
+
+/// The cache of one prepared build.
+pub(crate) struct ResponseCache {
+    entries: moka::sync::Cache<String, Arc<Entry>>,
+    /// The request headers each URL's responses vary on.
+    vary: moka::sync::Cache<String, Arc<[HeaderName]>>,
+    /// URLs whose last answer was not stored, for a while.
+    uncacheable: moka::sync::Cache<String, ()>,
+    flights: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    settings: CacheSettings,
+}
+
+/// What a finished flight tells the requests that waited for it.
+#[derive(Clone)]
+enum Outcome {
+    Stored(Arc<Entry>),
+    NotStored,
+}
+
+/// A stored response.
+struct Entry {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    stored: Instant,
+    age_at_store: u64,
+    lifetime: u64,
+    stale_while_revalidate: u64,
+    stale_if_error: u64,
+    /// Set while one background request refreshes it.
+    refreshing: AtomicBool,
+    /// The encoded forms the compression layer made of `body`.
+    forms: Arc<Encoded>,
+}
+
+impl Entry {
+    fn age(&self) -> u64 {
+        self.age_at_store + self.stored.elapsed().as_secs()
+    }
+}
+
+impl ResponseCache {
+    pub(crate) fn new(settings: CacheSettings) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(settings.max_size)
+            .weigher(|key: &String, entry: &Arc<Entry>| {
+                let size = key.len() + entry.body.len() + entry.headers.len() * 64;
+                u32::try_from(size).unwrap_or(u32::MAX)
+            })
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build();
+        Self {
+            entries,
+            vary: moka::sync::Cache::new(100_000),
+            uncacheable: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(UNCACHEABLE_FOR)
+                .build(),
+            flights: Mutex::new(HashMap::new()),
+            settings,
+        }
+    }
+
+    /// Answer `request` (a GET or HEAD) from the cache, or from `inner`,
+    /// storing what may be. `inner` may be called again later, in the
+    /// background, to refresh what it answered. `scope` goes before the
+    /// URL in the key: what else than the URL decides the answer.
+    pub(crate) async fn serve<S, B>(
+        self: &Arc<Self>,
+        request: Request<B>,
+        scope: &str,
+        inner: S,
+    ) -> Response<Body>
+    where
+        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+        B: Default + Send + 'static,
+    {
+        // A GET's body is nothing to keep: what answers is its head.
+        let (parts, _body) = request.into_parts();
+        let inner = Inner(inner, std::marker::PhantomData);
+        let url = url_key(scope, &parts);
+        if self.uncacheable.contains_key(&url) {
+            // Not stored last time: no waiting on one another ("hit for
+            // pass"), though what it answers now may be stored.
+            let response = inner.call(as_get(&parts)).await;
+            return match self.store(&parts, &url, response).await {
+                Stored::Entry(entry) => respond(&entry, "MISS"),
+                Stored::No(response) => mark(response, "MISS"),
+            };
+        }
+        let key = self.key(&url, &parts.headers);
+        if let Some(entry) = self.entries.get(&key) {
+            let age = entry.age();
+            if age < entry.lifetime {
+                return respond(&entry, "HIT");
+            }
+            if age < entry.lifetime + entry.stale_while_revalidate {
+                self.refresh_in_background(&entry, &parts, &url, inner);
+                return respond(&entry, "STALE");
+            }
+            // Too stale: a new answer, with this one to fall back on.
+            let response = self.fill(&parts, &url, &key, inner).await;
+            if response.status().is_server_error()
+                && age < entry.lifetime + entry.stale_if_error
+            {
+                return respond(&entry, "STALE");
+            }
+            return response;
+        }
+        self.fill(&parts, &url, &key, inner).await
+    }
+
+    /// The key: the URL, then the values of the headers it varies on.
+    fn key(&self, url: &str, headers: &HeaderMap) -> String {
+        let Some(names) = self.vary.get(url) else {
+            return url.to_string();
+        };
+        key_with(url, &names, headers)
+    }
+
+    /// Answer a miss of `key`: one request runs, the others wait for it.
+    async fn fill<S, B>(
+        self: &Arc<Self>,
+        parts: &Parts,
+        url: &str,
+        key: &str,
+        inner: Inner<S, B>,
+    ) -> Response<Body>
+    where
+        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+        B: Default + Send + 'static,
+    {
+        let waiting = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            match flights.get(key) {
+                Some(flight) => Err(flight.clone()),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    flights.insert(key.to_string(), receiver);
+                    Ok(sender)
+                }
+            }
+        };
+        let sender = match waiting {
+            Ok(sender) => sender,
+            Err(mut flight) => {
+                let waited = tokio::time::timeout(self.settings.wait, async {
+                    flight.wait_for(Option::is_some).await.ok()?.clone()
+                })
+                .await;
+                if let Ok(Some(Outcome::Stored(entry))) = waited {
+                    return respond(&entry, "MISS");
+                }
+                // Not storable (or it took too long): this request runs too.
+                return mark(inner.call(as_get(parts)).await, "MISS");
+            }
+        };
+        // Whatever happens, the waiters are told and the flight ends.
+        let flight = Flight {
+            cache: self,
+            key,
+            sender,
+        };
+        let response = inner.call(as_get(parts)).await;
+        match self.store(parts, url, response).await {
+            Stored::Entry(entry) => {
+                flight.finish(Outcome::Stored(entry.clone()));
+                respond(&entry, "MISS")
+            }
+            Stored::No(response) => {
+                flight.finish(Outcome::NotStored);
+                self.uncacheable.insert(url.to_string(), ());
+                mark(response, "MISS")
+            }
+        }
+    }
+
+    fn refresh_in_background<S, B>(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        parts: &Parts,
+        url: &str,
+        inner: Inner<S, B>,
+    ) where
+        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+        B: Default + Send + 'static,
+    {
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cache, entry, parts) = (self.clone(), entry.clone(), as_get(parts));
+        let url = url.to_string();
+        tokio::spawn(async move {
+            let response = inner.call(parts.clone()).await;
+            // Only a good answer that may be stored replaces the entry; else
+            // the stale one serves on (stale-if-error until it is too old)
+            // and the next stale hit tries again.
+            let replaced = !response.status().is_server_error()
+                && matches!(
+                    cache.store(&parts, &url, response).await,
+                    Stored::Entry(_)
+                );
+            if !replaced {
+                entry.refreshing.store(false, Ordering::Release);
+            }
+        });
+    }
+
+    /// Store `response` if it may be; either way, what to answer with.
+    async fn store(
+        &self,
+        parts: &Parts,
+        url: &str,
+        response: Response<Body>,
+    ) -> Stored {
+        let Some((directives, lifetime, vary)) = self.storable(parts, &response) else {
+            return Stored::No(response);
+        };
+        let (head, body) = response.into_parts();
+        let limit = usize::try_from(self.settings.max_entry_size).unwrap_or(usize::MAX);
+        let mut body = body;
+        let mut collected = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                // The body failed: answer with what came, failing too.
+                return Stored::No(Response::from_parts(head, failed_after(collected)));
+            };
+            if let Some(data) = frame.data_ref() {
+                collected.extend_from_slice(data);
+                if collected.len() > limit {
+                    // Too large to keep: answer with what came and the rest.
+                    let rest = Prefixed::new(collected, body).boxed_unsync();
+                    return Stored::No(Response::from_parts(head, rest));
+                }
+            }
+        }
+        let age_at_store = head
+            .headers
+            .get(header::AGE)
+            .and_then(|age| age.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut headers = head.headers;
+        headers.remove(header::AGE);
+        headers.remove("x-cache");
+        let entry = Arc::new(Entry {
+            status: head.status,
+            headers,
+            body: Bytes::from(collected),
+            stored: Instant::now(),
+            age_at_store,
+            lifetime,
+            stale_while_revalidate: directives.stale_while_revalidate,
+            stale_if_error: directives.stale_if_error,
+            refreshing: AtomicBool::new(false),
+            forms: Arc::default(),
+        });
+        // The key under the names it varies on now, which the lookup may
+        // not have known.
+        let key = key_with(url, &vary, &parts.headers);
+        self.vary.insert(url.to_string(), vary);
+        self.uncacheable.invalidate(url);
+        self.entries.insert(key, entry.clone());
+        // Evict now (stores are misses, so rare): the bound holds at once.
+        self.entries.run_pending_tasks();
+        Stored::Entry(entry)
+    }
+
+    /// What `Cache-Control` says, the freshness lifetime and the `Vary`
+    /// names, if `response` to a request of `parts` may be stored.
+    fn storable(
+        &self,
+        parts: &Parts,
+        response: &Response<Body>,
+    ) -> Option<(Directives, u64, Arc<[HeaderName]>)> {
+        let headers = response.headers();
+        if !CACHEABLE.contains(&response.status().as_u16())
+            || headers.contains_key(header::SET_COOKIE)
+        {
+            return None;
+        }
+        let directives = Directives::of(headers);
+        let lifetime = directives.shared_lifetime()?;
+        if lifetime == 0 && directives.stale_while_revalidate == 0 && directives.stale_if_error == 0
+        {
+            // It could never be served from the cache.
+            return None;
+        }
+        if parts.headers.contains_key(header::AUTHORIZATION) && !directives.public {
+            return None;
+        }
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > self.settings.max_entry_size) {
+            return None;
+        }
+        let mut vary = Vec::new();
+        for value in headers.get_all(header::VARY) {
+            for name in value.to_str().ok()?.split(',') {
+                let name = name.trim();
+                if name == "*" {
+                    return None;
+                }
+                if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                    vary.push(name);
+                }
+            }
+        }
+        Some((directives, lifetime, Arc::from(vary)))
+    }
+}
+
+/// The service behind the cache, called with a request of given parts.
+struct Inner<S, B>(S, std::marker::PhantomData<fn() -> B>);
+
+impl<S, B> Inner<S, B>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible> + Clone + Send,
+    S::Future: Send,
+    B: Default + Send,
+{
+    /// The answer to a request of `parts` (and no body); the future holds a
+    /// clone of the service, not a borrow of it.
+    fn call(&self, parts: Parts) -> impl Future<Output = Response<Body>> + Send + use<S, B> {
+        let answer = self.0.clone().oneshot(Request::from_parts(parts, B::default()));
+        async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// `url`'s key with the values of `names` in `headers`.
+fn key_with(url: &str, names: &[HeaderName], headers: &HeaderMap) -> String {
+    let mut key = url.to_string();
+    for name in names {
+        key.push('\n');
+        key.push_str(name.as_str());
+        for value in headers.get_all(name) {
+            key.push(':');
+            key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+    key
+}
+
+/// `entry` as a response, with `x-cache` and `Age`, carrying its body for
+/// the compression layer to reuse.
+fn respond(entry: &Arc<Entry>, what: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(entry.body.clone()));
+    *response.status_mut() = entry.status;
+    *response.headers_mut() = entry.headers.clone();
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(entry.age()));
+    response.extensions_mut().insert(Reusable {
+        identity: entry.body.clone(),
+        forms: entry.forms.clone(),
+    });
+    mark(response, what)
+}
+
+/// The end of a flight: its waiters are told the outcome (`NotStored` if
+/// it is dropped without one), and the flight is removed.
+struct Flight<'a> {
+    cache: &'a ResponseCache,
+    key: &'a str,
+    sender: watch::Sender<Option<Outcome>>,
+}
+
+impl Flight<'_> {
+    fn finish(self, outcome: Outcome) {
+        let _ = self.sender.send(Some(outcome));
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.sender.send_if_modified(|outcome| {
+            let unset = outcome.is_none();
+            if unset {
+                *outcome = Some(Outcome::NotStored);
+            }
+            unset
+        });
+        let mut flights = self.cache.flights.lock().unwrap_or_else(|e| e.into_inner());
+        flights.remove(self.key);
+    }
+}
+
+enum Stored {
+    Entry(Arc<Entry>),
+    No(Response<Body>),
+}
+
+/// The URL part of the key: `scope`, then host and path with query.
+fn url_key(scope: &str, parts: &Parts) -> String {
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(header::HOST)?.to_str().ok())
+        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut url = String::with_capacity(scope.len() + host.len() + path.len());
+    url.push_str(host);
+    url.make_ascii_lowercase();
+    url.insert_str(0, scope);
+    url.push_str(path);
+    url
+}
+
+/// HEAD is answered from GET's entry: the request that fills it is a GET.
+fn as_get(parts: &Parts) -> Parts {
+    let mut parts = parts.clone();
+    parts.method = Method::GET;
+    parts
+}
+
+fn mark(mut response: Response<Body>, what: &'static str) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(what));
+    response
+}
+
+/// A body of `bytes` that then fails, as the one it stands for did.
+fn failed_after(bytes: Vec<u8>) -> Body {
+    Prefixed::new(bytes, Failed(true)).boxed_unsync()
+}
+
+/// `prefix`, then the frames of `rest`: a body read in part, handed on.
+struct Prefixed<B> {
+    prefix: Option<Bytes>,
+    rest: B,
+}
+
+impl<B> Prefixed<B> {
+    fn new(prefix: Vec<u8>, rest: B) -> Self {
+        Self {
+            prefix: Some(Bytes::from(prefix)),
+            rest,
+        }
+    }
+}
+
+impl<B> http_body::Body for Prefixed<B>
+where
+    B: http_body::Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+/// A body whose only frame is an error.
+struct Failed(bool);
+
+impl http_body::Body for Failed {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let first = std::mem::replace(&mut self.0, false);
+        Poll::Ready(first.then(|| {
+            Err(BodyError::InternalError(Some(
+                "the response body failed".to_string(),
+            )))
+        }))
+    }
+}
