@@ -34,6 +34,14 @@ use switchyard::{App, Body, body::full};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Where the server's own `Error occurred handling ...` lines go (a page
+    // that fails, a guest past its deadline): stderr, as `console.error`.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let port: u16 = std::env::var("PORT")
         .unwrap_or_else(|_| "3000".into())
         .parse()?;
@@ -68,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
                     Ok(handle.handle(req).await)
                 }
             };
+            // `render` answers a failed page itself (the app's error page,
+            // or the server's 500/504, logged); `Err` is a misuse: an app
+            // not prepared, or one without a renderer.
             Ok::<_, Infallible>(result.await.unwrap_or_else(|err| {
                 eprintln!("Error occurred handling {url} {err}");
                 internal_server_error()

@@ -65,7 +65,10 @@ impl App {
     pub async fn prepare(&self) -> Result<()> {
         let inner = &self.inner;
         match &inner.dev {
-            Some(dev) => dev.prepare(&inner.options, &inner.current, &inner.own).await,
+            Some(dev) => {
+                dev.prepare(&inner.options, &inner.current, &inner.own)
+                    .await
+            }
             None => {
                 let resolved = Resolved::from_options(&inner.options)?;
                 dev::check(&resolved)?;
@@ -274,8 +277,12 @@ impl AppBuilder {
         let current = Arc::new(Current::default());
         let own = OwnAddresses::default();
         let dev = self.options.dev.then(Dev::new);
-        let handler =
-            RequestHandler::new(current.clone(), own.clone(), dev.clone(), self.options.quiet);
+        let handler = RequestHandler::new(
+            current.clone(),
+            own.clone(),
+            dev.clone(),
+            self.options.quiet,
+        );
         App {
             inner: Arc::new(Inner {
                 options: self.options,

@@ -156,9 +156,10 @@ pub(crate) fn vary_on_accept_encoding(headers: &mut HeaderMap) {
 
 /// `body` encoded in `coding` as it streams.
 pub(crate) fn encode_stream(coding: Coding, body: Body) -> Body {
-    let reader = StreamReader::new(body.into_data_stream().map(|data| {
-        data.map_err(|error| std::io::Error::other(error.to_string()))
-    }));
+    let reader = StreamReader::new(
+        body.into_data_stream()
+            .map(|data| data.map_err(|error| std::io::Error::other(error.to_string()))),
+    );
     let frames = ReaderStream::with_capacity(encoder(coding, reader), CHUNK).map(|data| {
         data.map(Frame::data)
             .map_err(|error| BodyError::InternalError(Some(error.to_string())))
@@ -237,9 +238,18 @@ mod tests {
 
     #[test]
     fn q_values_decide_and_ties_prefer_brotli() {
-        assert_eq!(negotiate(&accept("gzip, deflate, br")), Some(Coding::Brotli));
-        assert_eq!(negotiate(&accept("GZIP;q=0.5, br;q=0, zstd")), Some(Coding::Zstd));
-        assert_eq!(negotiate(&accept("gzip;q=0.5, br;q=0.9")), Some(Coding::Brotli));
+        assert_eq!(
+            negotiate(&accept("gzip, deflate, br")),
+            Some(Coding::Brotli)
+        );
+        assert_eq!(
+            negotiate(&accept("GZIP;q=0.5, br;q=0, zstd")),
+            Some(Coding::Zstd)
+        );
+        assert_eq!(
+            negotiate(&accept("gzip;q=0.5, br;q=0.9")),
+            Some(Coding::Brotli)
+        );
         assert_eq!(negotiate(&accept("gzip;q=1, br;q=0.1")), Some(Coding::Gzip));
         assert_eq!(negotiate(&accept("identity")), None);
         assert_eq!(negotiate(&accept("identity;q=1, gzip;q=0.5")), None);
@@ -262,7 +272,10 @@ mod tests {
         use std::io::Read;
         let page = "<p>hello</p>".repeat(200);
         let encoded = Encoded::default();
-        let gzip = encoded.get_or_make(Coding::Gzip, page.as_bytes()).await.unwrap();
+        let gzip = encoded
+            .get_or_make(Coding::Gzip, page.as_bytes())
+            .await
+            .unwrap();
         let mut decoded = String::new();
         flate2::read::GzDecoder::new(&gzip[..])
             .read_to_string(&mut decoded)
@@ -270,7 +283,10 @@ mod tests {
         assert_eq!(decoded, page);
         let again = encoded.get_or_make(Coding::Gzip, b"ignored").await.unwrap();
         assert_eq!(again, gzip, "kept, not made again");
-        let brotli = encoded.get_or_make(Coding::Brotli, page.as_bytes()).await.unwrap();
+        let brotli = encoded
+            .get_or_make(Coding::Brotli, page.as_bytes())
+            .await
+            .unwrap();
         assert!(brotli.len() < page.len());
     }
 

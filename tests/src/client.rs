@@ -2,7 +2,7 @@
 //! for and reads the response as the server wrote it (no redirects
 //! followed, no headers added), which is what tests of a server need.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -156,4 +156,22 @@ pub fn chunked(chunks: usize, size: usize, byte: u8) -> Vec<u8> {
     }
     body.extend_from_slice(b"0\r\n\r\n");
     body
+}
+
+/// Send `bytes` as they are and read whatever comes back until the server
+/// closes or resets the connection (or [`RESPONSE_TIMEOUT`]); what was read
+/// before an error is kept, and a failed write still reads.
+pub fn exchange(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect_timeout(&address, RESPONSE_TIMEOUT).unwrap();
+    stream.set_read_timeout(Some(RESPONSE_TIMEOUT)).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut received = Vec::new();
+    let mut buffer = [0; 8192];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&buffer[..read]);
+    }
+    received
 }

@@ -24,7 +24,7 @@ use crate::wasm::component;
 use crate::wasm::composition;
 use crate::wasm::engine::{self, EngineSettings};
 use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
-use crate::wasm::outgoing::{Grant, OwnAddresses, Outgoing};
+use crate::wasm::outgoing::{Grant, Outgoing, OwnAddresses};
 use crate::wasm::p3::{P3Handler, P3Settings};
 use crate::wasm::pool::{self, Pool};
 use crate::wasm::store::{Host, StoreSettings};
@@ -230,7 +230,12 @@ impl Build {
         let timeout = self.settings.timeout;
         tokio::time::timeout(timeout, run)
             .await
-            .with_context(|| format!("`{}` did not list its pages within {timeout:?}", app.display()))?
+            .with_context(|| {
+                format!(
+                    "`{}` did not list its pages within {timeout:?}",
+                    app.display()
+                )
+            })?
             .with_context(|| format!("`{}` failed to list its pages", app.display()))
     }
 

@@ -1,7 +1,8 @@
 //! `[server] access_log`, the outermost layer: one line per request,
 //! written when its response has been sent (or abandoned): method, path,
 //! status, body bytes sent (as sent, compressed or not) and duration. The
-//! path is escaped like every other log line.
+//! path is the one the app sees (its canonical form), escaped like every
+//! other log line.
 
 use super::build_of;
 use crate::body::{Body, BodyError, RequestBody, ResponseFuture};

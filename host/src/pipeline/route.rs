@@ -31,7 +31,8 @@ impl Service<Request<RequestBody>> for Route {
 
     fn call(&mut self, mut request: Request<RequestBody>) -> ResponseFuture {
         let Some(build) = build_of(&request).cloned() else {
-            let response = Error::NotPrepared.into_response(&request.uri().to_string(), false, false);
+            let response =
+                Error::NotPrepared.into_response(&request.uri().to_string(), false, false);
             return Box::pin(async move { Ok(response) });
         };
         let target = request.extensions_mut().remove::<RenderTarget>();
@@ -39,7 +40,9 @@ impl Service<Request<RequestBody>> for Route {
             // Formatted only for an error's log line.
             let uri = request.uri().clone();
             let answer = match target {
-                Some(target) => guest::render(build.clone(), request, target.page, target.query).await,
+                Some(target) => {
+                    guest::render(build.clone(), request, target.page, target.query).await
+                }
                 None => route(build.clone(), request).await,
             };
             Ok(answer.unwrap_or_else(|error| {

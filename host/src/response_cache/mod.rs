@@ -26,8 +26,8 @@ use crate::body::{Body, BodyError, full};
 use crate::encoding::{Encoded, Reusable};
 use bytes::Bytes;
 use directives::Directives;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -160,9 +160,7 @@ impl ResponseCache {
             }
             // Too stale: a new answer, with this one to fall back on.
             let response = self.fill(&parts, &url, &key, inner).await;
-            if response.status().is_server_error()
-                && age < entry.lifetime + entry.stale_if_error
-            {
+            if response.status().is_server_error() && age < entry.lifetime + entry.stale_if_error {
                 return respond(&entry, "STALE");
             }
             return response;
@@ -264,10 +262,7 @@ impl ResponseCache {
             // the stale one serves on (stale-if-error until it is too old)
             // and the next stale hit tries again.
             let replaced = !response.status().is_server_error()
-                && matches!(
-                    cache.store(&parts, &url, response).await,
-                    Stored::Entry(_)
-                );
+                && matches!(cache.store(&parts, &url, response).await, Stored::Entry(_));
             if !replaced {
                 entry.refreshing.store(false, Ordering::Release);
             }
@@ -275,12 +270,7 @@ impl ResponseCache {
     }
 
     /// Store `response` if it may be; either way, what to answer with.
-    async fn store(
-        &self,
-        parts: &Parts,
-        url: &str,
-        response: Response<Body>,
-    ) -> Stored {
+    async fn store(&self, parts: &Parts, url: &str, response: Response<Body>) -> Stored {
         let Some((directives, lifetime, vary)) = self.storable(parts, &response) else {
             return Stored::No(response);
         };
@@ -390,7 +380,10 @@ where
     /// The answer to a request of `parts` (and no body); the future holds a
     /// clone of the service, not a borrow of it.
     fn call(&self, parts: Parts) -> impl Future<Output = Response<Body>> + Send + use<S, B> {
-        let answer = self.0.clone().oneshot(Request::from_parts(parts, B::default()));
+        let answer = self
+            .0
+            .clone()
+            .oneshot(Request::from_parts(parts, B::default()));
         async move {
             match answer.await {
                 Ok(response) => response,

@@ -184,7 +184,11 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let served_on = ServedOn(listener.local_addr().context("failed to read the listening address")?);
+    let served_on = ServedOn(
+        listener
+            .local_addr()
+            .context("failed to read the listening address")?,
+    );
     let workers = settings.workers.max(1);
     let settings = Arc::new(settings);
     let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));

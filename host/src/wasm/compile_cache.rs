@@ -92,7 +92,9 @@ impl CompileCache {
     /// whose algorithm may change between releases.
     pub(crate) fn artifact(&self, engine: &Engine, component: &[u8]) -> PathBuf {
         let mut engine_hash = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let engine_hash = hex(&engine_hash.0.finalize()[..8]);
         let content = hex(&Sha256::digest(component));
         self.dir.join(format!("{engine_hash}-{content}.cwasm"))

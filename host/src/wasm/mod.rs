@@ -3,8 +3,8 @@
 //! WIT, compositions of routers and apps, and the WASIp3 handler glue.
 
 pub(crate) mod bindings;
-pub mod component;
 pub(crate) mod compile_cache;
+pub mod component;
 pub mod composition;
 pub(crate) mod engine;
 pub(crate) mod kind;

@@ -19,11 +19,11 @@
 //! HTTPS is checked against the usual web roots, with one TLS client
 //! configuration per build.
 
+use arc_swap::ArcSwap;
 use http::uri::Scheme;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
-use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -371,8 +371,14 @@ mod tests {
         assert!(allowed(&own, "http://localhost:47001/").await);
         assert!(!allowed(&own, "http://127.0.0.1:47002/").await);
         assert!(!allowed(&own, "http://example.com:47001/").await);
-        assert!(!allowed(&own, "http://127.0.0.1:47003/").await, "another app's");
-        assert!(allowed(&other, "http://127.0.0.1:47003/").await, "all interfaces");
+        assert!(
+            !allowed(&own, "http://127.0.0.1:47003/").await,
+            "another app's"
+        );
+        assert!(
+            allowed(&other, "http://127.0.0.1:47003/").await,
+            "all interfaces"
+        );
         assert!(!allowed(&other, "http://127.0.0.1:47001/").await);
     }
 

@@ -308,3 +308,64 @@ fn a_dev_mode_reload_empties_the_cache() {
     assert_eq!(cache_of(&after), "MISS");
     assert_ne!(after.body, first.body);
 }
+
+#[test]
+fn in_dev_mode_a_compressed_hit_still_has_the_reload_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(FIXTURES_COMPONENT, &app).unwrap();
+    let args = ["dev", "app.wasm", "--listen", "127.0.0.1:0"];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    let headers = [("accept-encoding", "gzip"), ("accept", "text/html")];
+    for expected in ["MISS", "HIT"] {
+        let page = request(server.address, "GET", "/cached?kb=2", &headers, b"");
+        assert_eq!(cache_of(&page), expected);
+        assert_eq!(page.header("content-encoding"), Some("gzip"), "{expected}");
+        let text = String::from_utf8(gunzip(&page.body)).unwrap();
+        assert!(
+            text.contains("switchyard dev: reload after each build"),
+            "{expected}: no reload script in {text}"
+        );
+    }
+}
+
+#[test]
+fn a_refresh_that_may_not_be_stored_lets_the_next_stale_hit_try_again() {
+    let flags = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[grants]\ndirs = {{ \"/flags\" = {:?} }}\n",
+        flags.path().display().to_string()
+    );
+    let (server, _dir) = serve(&config);
+    let path = format!(
+        "/cached?cc={}",
+        percent("public, s-maxage=1, stale-while-revalidate=60")
+    );
+    let first = get(server.address, &path);
+    assert_eq!(cache_of(&first), "MISS");
+    // The page turns private: the background refresh may not be stored.
+    std::fs::write(flags.path().join("private"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(cache_of(&get(server.address, &path)), "STALE");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while renders(&server) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It is public again: the next stale hit refreshes it for real.
+    std::fs::remove_file(flags.path().join("private")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = get(server.address, &path);
+        if cache_of(&next) == "HIT" && next.body != first.body {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refreshed again: {}",
+            cache_of(&next)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -73,8 +73,9 @@ fn request_bodies_over_the_limit_get_413_announced_or_streamed() {
 fn requests_past_the_concurrency_limit_get_503_with_retry_after() {
     let (server, _dir) = fixtures("[limits]\nmax_concurrent_requests = 2\n");
     let address = server.address;
+    // Two URLs: two renders (one URL would be one render, and a wait).
     let slow: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(move || get(address, "/slow?ms=2000")))
+        .map(|i| std::thread::spawn(move || get(address, &format!("/slow?ms=2000&n={i}"))))
         .collect();
     // Let both get in flight (polling now could take a permit from them),
     // then a third is refused at once.

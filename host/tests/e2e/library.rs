@@ -98,6 +98,33 @@ async fn render_works_with_file_system_routes_off() {
     assert!(body.contains("Hello, r!"));
 }
 
+#[tokio::test]
+async fn render_goes_through_the_cache_and_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    app.prepare().await.unwrap();
+    let req = Request::get("/anything")
+        .header("host", "localhost")
+        .header("accept-encoding", "gzip")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let first = app.render(&req, "/cached", Vec::new()).await.unwrap();
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    assert_eq!(first.headers()["content-encoding"], "gzip");
+    let second = app.render(&req, "/cached", Vec::new()).await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    // Another page for the same URL is another entry.
+    let plain = get_request("/anything");
+    let (status, body) = text(
+        app.render(&plain, "/a", pairs(&[("name", "k")]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Hello, k!"), "{body}");
+}
+
 #[test]
 fn serve_answers_over_a_real_socket() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
