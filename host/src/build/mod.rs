@@ -38,8 +38,8 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-/// The app's default handler, by the version of wasi:http it exports.
-pub(crate) enum Handler {
+/// The wasi:http export that is the app's default handler, by version.
+pub(crate) enum HttpExport {
     /// `wasi:http/incoming-handler@0.2.x`: the app's, or that of the routers
     /// composed in front of it.
     P2(ProxyPre<Host>),
@@ -75,8 +75,8 @@ pub(crate) struct Build {
     pub(crate) kind: AppKind,
     /// The app's renderer, for `render` calls (Switchyard apps only).
     pub(crate) renderer: Option<AppPre<Host>>,
-    /// The default handler.
-    pub(crate) handler: Handler,
+    /// The default handler: the app's wasi:http export.
+    pub(crate) http: HttpExport,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
     /// The shared response cache, unless `[cache] enabled = false`.
@@ -139,14 +139,14 @@ impl Build {
             AppKind::Proxy | AppKind::P3Handler => None,
         };
         let store = store_settings(&resolved, own)?;
-        let handler = if kind == AppKind::P3Handler {
+        let http = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
                 format!(
                     "{app_name} does not export the `wasi:http/handler@0.3.0` Switchyard serves"
                 )
             })?;
             let performance = &config.performance;
-            Handler::P3(P3Handler::new(
+            HttpExport::P3(P3Handler::new(
                 pre,
                 P3Settings {
                     engine: engine.clone(),
@@ -157,7 +157,7 @@ impl Build {
                 },
             ))
         } else if resolved.routers.is_empty() {
-            Handler::P2(ProxyPre::new(instance_pre).with_context(|| {
+            HttpExport::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{app_name} does not export `wasi:http/incoming-handler@0.2.x`")
             })?)
         } else {
@@ -168,7 +168,7 @@ impl Build {
             );
             let component = component::compile(&engine, &composed, &what, cache)?;
             let instance_pre = engine::link(&linker, &component, &what)?;
-            Handler::P2(ProxyPre::new(instance_pre).with_context(|| {
+            HttpExport::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{what} does not export `wasi:http/incoming-handler@0.2.x`")
             })?)
         };
@@ -195,7 +195,7 @@ impl Build {
             engine,
             kind,
             renderer,
-            handler,
+            http,
             cache,
             store,
             routes,

@@ -29,6 +29,7 @@ use directives::Directives;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -139,7 +140,9 @@ impl ResponseCache {
         let (parts, _body) = request.into_parts();
         let inner = Inner(inner, std::marker::PhantomData);
         let url = url_key(scope, &parts);
-        if self.uncacheable.contains_key(&url) {
+        let key = self.key(&url, &parts.headers);
+        let entry = self.entries.get(&*key);
+        if entry.is_none() && self.uncacheable.contains_key(&url) {
             // Not stored last time: no waiting on one another ("hit for
             // pass"), though what it answers now may be stored.
             let response = inner.call(as_get(&parts)).await;
@@ -148,8 +151,7 @@ impl ResponseCache {
                 Stored::No(response) => mark(response, "MISS"),
             };
         }
-        let key = self.key(&url, &parts.headers);
-        if let Some(entry) = self.entries.get(&key) {
+        if let Some(entry) = entry {
             let age = entry.age();
             if age < entry.lifetime {
                 return respond(&entry, "HIT");
@@ -169,11 +171,11 @@ impl ResponseCache {
     }
 
     /// The key: the URL, then the values of the headers it varies on.
-    fn key(&self, url: &str, headers: &HeaderMap) -> String {
-        let Some(names) = self.vary.get(url) else {
-            return url.to_string();
-        };
-        key_with(url, &names, headers)
+    fn key<'a>(&self, url: &'a str, headers: &HeaderMap) -> Cow<'a, str> {
+        match self.vary.get(url) {
+            Some(names) if !names.is_empty() => Cow::Owned(key_with(url, &names, headers)),
+            _ => Cow::Borrowed(url),
+        }
     }
 
     /// Answer a miss of `key`: one request runs, the others wait for it.

@@ -5,7 +5,7 @@
 
 use super::admission::Admitted;
 use crate::body::{Body, BodyError, BoxError, GuestBody};
-use crate::build::Handler;
+use crate::build::HttpExport;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
 use crate::wasm::p3;
@@ -56,12 +56,12 @@ where
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
-    let answer = match &admitted.handler {
-        Handler::P2(pre) => {
+    let answer = match &admitted.http {
+        HttpExport::P2(pre) => {
             let pre = pre.clone();
             p2(admitted, pre, request, too_large.clone()).await
         }
-        Handler::P3(handler) => {
+        HttpExport::P3(handler) => {
             let (handler, timeout) = (handler.clone(), admitted.settings.timeout);
             match handler.handle(request).await {
                 // The body holds the admission: the instance may live on.
