@@ -94,6 +94,12 @@ bench: build-guest install-wasmtime
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 
+# Instructions per request, whole and per layer of the pipeline, under callgrind
+# (PATH_TO=/cached by default; BIN=./target/dist/switchyard for the shipped build).
+profile: build-guest build-host
+    command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+    bench/profile.sh
+
 # Mixed good and misbehaving load for a bounded time (DURATION=30 seconds):
 # good requests that failed (must be none) and the server's RSS.
 soak: build-host

@@ -29,6 +29,16 @@ pub(crate) type ResponseFuture = std::pin::Pin<
 /// An error while streaming a body (the guest failed mid-response).
 pub type BodyError = wasmtime_wasi_http::Error;
 
+/// The length a message's `Content-Length` announces, if it is a number.
+pub(crate) fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// A body of `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())

@@ -12,7 +12,7 @@
 //! package behind Express's `compression`, here its Rust port): q-values
 //! decide, `q=0` refuses, and ties go to brotli, then zstd, then gzip.
 
-use crate::body::{Body, BodyError};
+use crate::body::{Body, BodyError, announced_length};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body::Frame;
@@ -107,14 +107,11 @@ pub(crate) fn is_compressible<B: http_body::Body>(response: &Response<B>) -> boo
             .windows(12)
             .any(|word| word.eq_ignore_ascii_case(b"no-transform"))
     });
-    let size = response.body().size_hint().exact().or_else(|| {
-        headers
-            .get(header::CONTENT_LENGTH)?
-            .to_str()
-            .ok()?
-            .parse()
-            .ok()
-    });
+    let size = response
+        .body()
+        .size_hint()
+        .exact()
+        .or_else(|| announced_length(headers));
     !no_transform && size.is_none_or(|size| size >= MIN_SIZE)
 }
 

@@ -22,7 +22,7 @@
 
 mod directives;
 
-use crate::body::{Body, BodyError, full};
+use crate::body::{Body, BodyError, announced_length, full};
 use crate::encoding::{Encoded, Reusable};
 use bytes::Bytes;
 use directives::Directives;
@@ -348,9 +348,7 @@ impl ResponseCache {
         if parts.headers.contains_key(header::AUTHORIZATION) && !directives.public {
             return None;
         }
-        let announced = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        let announced = announced_length(headers);
         if announced.is_some_and(|length| length > self.settings.max_entry_size) {
             return None;
         }

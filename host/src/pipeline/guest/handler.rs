@@ -4,7 +4,7 @@
 //! the request timeout.
 
 use super::admission::Admitted;
-use crate::body::{Body, BodyError, BoxError, GuestBody};
+use crate::body::{Body, BodyError, BoxError, GuestBody, announced_length};
 use crate::build::HttpExport;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
@@ -34,10 +34,7 @@ where
     B::Error: Into<BoxError>,
 {
     let max_body = admitted.settings.max_request_body;
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    let announced = announced_length(request.headers());
     if announced.is_some_and(|length| length > max_body) {
         return Err(Error::PayloadTooLarge(max_body));
     }
