@@ -33,8 +33,6 @@ use error::Error;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use tower::{Service, ServiceBuilder};
 
@@ -91,8 +89,11 @@ impl RequestHandler {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.answer(request.map(|body| body.map_err(Into::into).boxed_unsync()))
-            .await
+        let answer = self.answer(request.map(|body| body.map_err(Into::into).boxed_unsync()));
+        match answer.await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
     }
 
     /// Render `page` with `query` for `request`, through the whole stack.
@@ -119,36 +120,26 @@ impl RequestHandler {
             page: page.to_string(),
             query,
         });
-        self.answer(copy).await
+        match self.answer(copy).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
     }
 
     /// Down the stack with the build in use.
-    fn answer(
-        &self,
-        mut request: Request<RequestBody>,
-    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+    fn answer(&self, mut request: Request<RequestBody>) -> ResponseFuture {
         if let Some(served_on) = request.extensions().get::<crate::server::ServedOn>() {
             self.own.record(served_on.0);
         }
-        let answer: ResponseFuture = match self.current.load() {
-            None => {
-                let failed = self.failed(request.uri(), Error::NotPrepared);
-                Box::pin(async move { Ok(failed) })
-            }
-            Some(build) => {
-                canonicalize(&mut request);
-                request.extensions_mut().insert(build);
-                // Every layer is always ready (none holds requests back:
-                // admission refuses at once), so no `poll_ready` first.
-                self.stack.clone().call(request)
-            }
+        let Some(build) = self.current.load() else {
+            let failed = self.failed(request.uri(), Error::NotPrepared);
+            return Box::pin(std::future::ready(Ok(failed)));
         };
-        async move {
-            match answer.await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        }
+        canonicalize(&mut request);
+        request.extensions_mut().insert(build);
+        // Every layer is always ready (none holds requests back: admission
+        // refuses at once), so no `poll_ready` first.
+        self.stack.clone().call(request)
     }
 
     fn failed(&self, uri: &http::Uri, error: Error) -> Response<Body> {
@@ -184,10 +175,9 @@ fn canonicalize<B>(request: &mut Request<B>) {
 impl hyper::service::Service<Request<hyper::body::Incoming>> for RequestHandler {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
-    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let answer = self.answer(request.map(|body| body.map_err(Into::into).boxed_unsync()));
-        Box::pin(async move { Ok(answer.await) })
+    fn call(&self, request: Request<hyper::body::Incoming>) -> ResponseFuture {
+        self.answer(request.map(|body| body.map_err(Into::into).boxed_unsync()))
     }
 }
