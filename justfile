@@ -94,10 +94,11 @@ bench: build-guest install-wasmtime
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 
-# Instructions per request, whole and per layer of the pipeline, under callgrind
+# Where a request's time goes, per layer of the pipeline (perf sampling, pinned layout)
 # (PATH_TO=/cached by default; BIN=./target/dist/switchyard for the shipped build).
 profile: build-guest build-host
-    command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+    command -v perf >/dev/null || (apt-get update && apt-get install -y linux-perf)
+    command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
     bench/profile.sh
 
 # Mixed good and misbehaving load for a bounded time (DURATION=30 seconds):

@@ -73,14 +73,36 @@ pub(crate) fn negotiate<'a>(accept: impl IntoIterator<Item = &'a HeaderValue>) -
             &joined
         }
     };
-    let available = ["br", "zstd", "gzip", "identity"];
-    let best = negotiator::preferred_encodings(Some(accept), Some(&available), Some(&PREFERRED));
-    match best.first().map(String::as_str) {
-        Some("br") => Some(Coding::Brotli),
-        Some("zstd") => Some(Coding::Zstd),
-        Some("gzip") => Some(Coding::Gzip),
-        _ => None,
-    }
+    NEGOTIATED.with_borrow_mut(|known| {
+        if let Some(i) = known.iter().position(|(value, _)| value == accept) {
+            return known[i].1;
+        }
+        let available = ["br", "zstd", "gzip", "identity"];
+        let best =
+            negotiator::preferred_encodings(Some(accept), Some(&available), Some(&PREFERRED));
+        let coding = match best.first().map(String::as_str) {
+            Some("br") => Some(Coding::Brotli),
+            Some("zstd") => Some(Coding::Zstd),
+            Some("gzip") => Some(Coding::Gzip),
+            _ => None,
+        };
+        if known.len() == NEGOTIATED_KEPT {
+            known.remove(0);
+        }
+        known.push((accept.to_string(), coding));
+        coding
+    })
+}
+
+/// How many `Accept-Encoding` values each worker thread keeps the answer
+/// of: clients send a handful of distinct ones (one per browser), and the
+/// parser allocates, so a page sent compressed a hundred thousand times a
+/// second is negotiated once per value, not once per request.
+const NEGOTIATED_KEPT: usize = 16;
+
+thread_local! {
+    static NEGOTIATED: std::cell::RefCell<Vec<(String, Option<Coding>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether `response` may be sent compressed (see the module docs).

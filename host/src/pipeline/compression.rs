@@ -46,20 +46,24 @@ where
         if !on {
             return Box::pin(self.0.call(request));
         }
-        // Read only if the response turns out to be worth compressing.
-        let accept: Vec<HeaderValue> = request
-            .headers()
-            .get_all(header::ACCEPT_ENCODING)
-            .iter()
-            .cloned()
-            .collect();
+        // Negotiated only if the response turns out to be worth compressing
+        // (a second line of the header is rare: only then a vector).
+        let mut values = request.headers().get_all(header::ACCEPT_ENCODING).iter();
+        let first = values.next().cloned();
+        let more: Vec<HeaderValue> = values.cloned().collect();
         let answer: ResponseFuture = Box::pin(self.0.call(request));
-        Box::pin(async move { Ok(compress(&accept, answer.await?).await) })
+        Box::pin(async move {
+            let accept = first.iter().chain(&more);
+            Ok(compress(accept, answer.await?).await)
+        })
     }
 }
 
 /// `response`, compressed for a client that sent `accept`, if it should be.
-async fn compress(accept: &[HeaderValue], mut response: Response<Body>) -> Response<Body> {
+async fn compress<'a>(
+    accept: impl IntoIterator<Item = &'a HeaderValue>,
+    mut response: Response<Body>,
+) -> Response<Body> {
     if !encoding::is_compressible(&response) {
         return response;
     }

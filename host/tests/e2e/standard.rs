@@ -214,9 +214,21 @@ fn a_guest_that_lies_about_its_length_cannot_desynchronize_the_connection() {
         started.elapsed() < Duration::from_secs(10),
         "it waited for the missing bytes"
     );
+    // Nothing at all, or a head whose framing the body does not meet (the
+    // guest's error came after hyper had sent what it had): never a
+    // response that looks whole.
     let short = String::from_utf8_lossy(&short);
+    let (head, body) = short.split_once("\r\n\r\n").unwrap_or((&short, ""));
+    let claimed = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .map(|length| length.parse::<usize>().unwrap());
+    let whole = match claimed {
+        Some(length) => body.len() >= length,
+        None => !head.is_empty() && body.ends_with("0\r\n\r\n"),
+    };
     assert!(
-        !short.contains("content-length: 100") || !short.ends_with("short body"),
+        !whole,
         "a short body went out as a whole response: {short:?}"
     );
 
