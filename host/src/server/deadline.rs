@@ -3,6 +3,7 @@
 //! ends the connection) and one that uploads too slowly (a request body
 //! with no data for `body_read_timeout` fails).
 
+use crate::body::BoxError;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -129,10 +130,10 @@ pub(crate) struct BodyReadTimeout(pub(crate) Duration);
 impl<B> Body for ReadDeadline<B>
 where
     B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

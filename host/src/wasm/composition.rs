@@ -8,13 +8,13 @@
 //! outermost router's handler. The result is a plain `wasi:http/proxy`
 //! component: it runs under `switchyard serve` and under `wasmtime serve`.
 
+// The app's default handler, as routers import and apps export it.
+use super::kind::P2_HANDLER as HANDLER;
 use std::path::Path;
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 use wasmtime::{Result, bail, format_err};
 
-/// The app's default handler, as routers import and apps export it.
-const HANDLER: &str = "wasi:http/incoming-handler@0.2";
 /// The app's renderer.
 const RENDERER: &str = "switchyard:server/renderer@0.2";
 /// What to tell the author of a component that is not a router.

@@ -9,7 +9,7 @@ use wasmtime::error::Context;
 use wasmtime::{Result, bail};
 
 /// The WASIp2 handler export a proxy has: `wasi:http/incoming-handler@0.2.x`.
-const P2_HANDLER: &str = "wasi:http/incoming-handler@0.2.";
+pub(crate) const P2_HANDLER: &str = "wasi:http/incoming-handler@0.2.";
 /// The WASIp3 handler export: `wasi:http/handler@0.3.x` (or a release
 /// candidate of it).
 const P3_HANDLER: &str = "wasi:http/handler@0.3.";
