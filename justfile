@@ -94,11 +94,12 @@ bench: build-guest install-wasmtime
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     bench/bench.sh
 
-# Where a request's time goes, per layer of the pipeline (perf sampling, pinned layout)
-# (PATH_TO=/cached by default; BIN=./target/dist/switchyard for the shipped build).
-profile: build-guest build-host
+# What each layer of the request pipeline costs, by taking it away (pinned layout, dist)
+# (ROUNDS, DURATION; BIN=./target/release to compare a quicker build).
+profile: build-guest
     command -v perf >/dev/null || (apt-get update && apt-get install -y linux-perf)
     command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+    cargo build --profile dist -p switchyard --bins --example native_hello
     bench/profile.sh
 
 # Mixed good and misbehaving load for a bounded time (DURATION=30 seconds):

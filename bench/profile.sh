@@ -1,67 +1,98 @@
 #!/usr/bin/env bash
-# `just profile`: where one request's time goes, layer by layer. The server
-# (BIN, default the `release` build) runs alone on core 0 and wrk on core 1
-# (the pinned layout of `just bench`), for DURATION on PATH_TO; `perf`
-# samples the server's stacks (the cpu-clock event: no hardware counters
-# needed, and callgrind cannot run a host whose pooling allocator reserves
-# terabytes of address space). Prints requests per second, the server's
-# CPU time per request, and for each layer of the pipeline the time spent
-# in it and below it (its share of the samples, inclusive): a layer's own
-# cost is its figure less the next one's.
+# `just profile`: what each layer of the request pipeline costs, by taking
+# it away. Each server runs alone on core 0 and wrk on core 1 (the pinned
+# layout of `just bench`), ROUNDS alternating rounds of DURATION; the table
+# gives the median requests/s and the server's time per request (one core,
+# saturated: 1/throughput). Rows differ by one setting, so the difference
+# of two rows is what that layer costs per request:
 #
-# Knobs: BIN, APP (build/app.wasm), PATH_TO (/cached), DURATION (10s),
-# HEADER (a request header wrk sends, such as "Accept-Encoding: gzip").
+# - native hyper hello (the same page's bytes, no pipeline at all);
+# - a cache hit of the example's `/cached` with compression and the access
+#   log off (the pipeline's floor: the way in, the layers passing through,
+#   the cache's lookup and the hit's response);
+# - the same with compression on, for a client that accepts no coding (the
+#   layer's rule) and for one that accepts gzip (the negotiation and the
+#   kept encoded body);
+# - the same with the access log on;
+# - the render path with instance reuse, cache off (what a page costs when
+#   the cache is not there to answer).
+#
+# Then `perf` samples the cache-hit server (the cpu-clock event: no hardware
+# counters needed) and prints the kernel's share of its time.
+#
+# Knobs: BIN (./target/dist), ROUNDS (3), DURATION (5s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset RUST_BACKTRACE
 
-BIN=${BIN:-./target/release/switchyard}
-APP=${APP:-build/app.wasm}
-PATH_TO=${PATH_TO:-/cached}
-DURATION=${DURATION:-10s}
-HEADER=${HEADER:-}
+BIN=${BIN:-./target/dist}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+APP=$(pwd)/build/app.wasm
 
 work=$(mktemp -d)
-server=""
+pids=()
 cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-: >"$work/switchyard.toml"
-taskset -c 0 "$BIN" serve "$APP" --config "$work/switchyard.toml" --listen 127.0.0.1:0 >"$work/log" 2>&1 &
-server=$!
-address=""
-for _ in $(seq 1 600); do
-    address=$(grep -oE 'Ready on http://[0-9.]+:[0-9]+' "$work/log" | sed -E 's#.*http://##') || true
-    [ -n "$address" ] && break
-    sleep 0.1
+config() { # NAME TOML
+    printf 'app = "%s"\n%s\n' "$APP" "$2" >"$work/$1.toml"
+}
+config floor $'[server]\ncompression = false'
+config compression ''
+config access-log $'[server]\naccess_log = true'
+config render-reuse $'[cache]\nenabled = false\n[performance]\ninstance_reuse = 1000\n[[routes]]\npath = "/render"\npage = "/a"'
+
+declare -A address_of path_of header_of pid_of
+names=()
+start() { # NAME PATH HEADER PROGRAM ARGS...
+    local name=$1 path=$2 header=$3; shift 3
+    taskset -c 0 "$@" >"$work/$name.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    local address=""
+    for _ in $(seq 1 600); do
+        address=$(grep -oE '(Ready on|Serving HTTP on) http://[0-9.]+:[0-9]+' "$work/$name.log" | head -1 | sed -E 's#.*http://##') || true
+        [ -n "$address" ] && break
+        sleep 0.1
+    done
+    [ -n "$address" ] || { cat "$work/$name.log"; echo "$name did not get ready" >&2; exit 1; }
+    address_of[$name]=$address; path_of[$name]=$path; header_of[$name]=$header; pid_of[$name]=$pid
+    names+=("$name")
+}
+serve() { echo "$BIN/switchyard" serve --config "$work/$1.toml" --listen 127.0.0.1:0; }
+start native-hello /a "" "$BIN/examples/native_hello"
+start hit-floor /cached "" $(serve floor)
+start hit-compression-rule /cached "" $(serve compression)
+start hit-compression-gzip /cached "Accept-Encoding: gzip" $(serve compression)
+start hit-access-log /cached "" $(serve access-log)
+start render-reuse "/render?name=bench" "" $(serve render-reuse)
+
+run() { # NAME -> requests/s
+    local name=$1 headers=()
+    [ -n "${header_of[$name]}" ] && headers=(-H "${header_of[$name]}")
+    taskset -c 1 wrk -t1 -c16 -d"$DURATION" "${headers[@]}" "http://${address_of[$name]}${path_of[$name]}" \
+        | awk '/Requests\/sec/ { print $2 }'
+}
+for name in "${names[@]}"; do run "$name" >/dev/null; done # warm up
+declare -A rounds
+for _ in $(seq 1 "$ROUNDS"); do
+    for name in "${names[@]}"; do rounds[$name]+="$(run "$name") "; done
 done
-[ -n "$address" ] || { cat "$work/log"; echo "the server did not get ready" >&2; exit 1; }
-headers=()
-[ -n "$HEADER" ] && headers=(-H "$HEADER")
-url="http://$address$PATH_TO"
-# Warm up (the cache fills, the instances are made), then measure.
-taskset -c 1 wrk -t1 -c16 -d2s "${headers[@]}" "$url" >/dev/null
-perf record -q -e cpu-clock -F 1999 --call-graph dwarf,16384 -p "$server" -o "$work/perf.data" \
-    -- taskset -c 1 wrk -t1 -c16 -d"$DURATION" "${headers[@]}" "$url" >"$work/wrk" 2>/dev/null
-rps=$(awk '/Requests\/sec/ { print $2 }' "$work/wrk")
-echo "$PATH_TO${HEADER:+ ($HEADER)}: $rps requests/s on one core: $(awk -v r="$rps" 'BEGIN { printf "%.2f", 1e6 / r }') us per request"
-perf report -i "$work/perf.data" --children --stdio --no-demangle=false --sort symbol 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' >"$work/report" || true
-echo "time in each layer and below it (inclusive share of the server's samples, and us per request):"
-for layer in \
-    'RequestHandler as hyper::service::Service' \
-    'pipeline::access_log::AccessLog' \
-    'pipeline::compression::Compression' \
-    'dev::browser::ReloadScript' \
-    'pipeline::cache::Cache' \
-    'response_cache::ResponseCache>::serve' \
-    'pipeline::route::Route' \
-    'pipeline::guest::' \
-    'encoding::' \
-    'hyper::proto::h1' ; do
-    share=$(grep -F "$layer" "$work/report" | awk '{ gsub("%", "", $1); if ($1 > max) max = $1 } END { print max + 0 }')
-    printf '  %-48s %6.1f%%  %6.2f us\n' "$layer" "$share" "$(awk -v s="$share" -v r="$rps" 'BEGIN { print s / 100 * 1e6 / r }')"
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+printf '| pinned, %s rounds of %s | req/s (median) | us per request |\n| --- | ---: | ---: |\n' "$ROUNDS" "$DURATION"
+for name in "${names[@]}"; do
+    rps=$(echo "${rounds[$name]}" | median)
+    printf '| %s | %.0f | %.2f |\n' "$name" "$rps" "$(awk -v r="$rps" 'BEGIN { print 1e6 / r }')"
 done
+
+if command -v perf >/dev/null; then
+    perf record -q -e cpu-clock -F 1999 -g -p "${pid_of[hit-floor]}" -o "$work/perf.data" \
+        -- taskset -c 1 wrk -t1 -c16 -d"$DURATION" "http://${address_of[hit-floor]}/cached" >/dev/null 2>&1
+    kernel=$(perf report -i "$work/perf.data" --sort dso --stdio 2>/dev/null | awk '/kernel/ { gsub("%", "", $1); print $1; exit }')
+    echo "hit-floor: ${kernel:-?}% of the server's samples are in the kernel (the loopback TCP path)"
+fi

@@ -6,7 +6,7 @@
 
 use super::build_of;
 use crate::body::{Body, BodyError, RequestBody, ResponseFuture};
-use crate::wasm::output::escape_into;
+use crate::log_text::escape_into;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};

@@ -5,6 +5,7 @@
 //! saying whose fault it was: the guest's, or the host's.
 
 use crate::body::{Body, full};
+use crate::log_text::Escaped;
 use crate::wasm::kind::AppKind;
 use http::{Response, StatusCode, header};
 use std::time::Duration;
@@ -57,7 +58,12 @@ impl Error {
         let status = self.status();
         // A client's own mistake or a busy server is not worth an error line.
         if !quiet && status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!("Error occurred handling {url} {self}");
+            let error = self.to_string();
+            tracing::error!(
+                "Error occurred handling {} {}",
+                Escaped(url),
+                Escaped(&error)
+            );
         }
         let summary = match status {
             StatusCode::GATEWAY_TIMEOUT => "gateway timeout",

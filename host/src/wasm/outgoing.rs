@@ -155,8 +155,9 @@ fn is_public(ip: IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+            let embedded = embedded_ipv4(ip);
+            if !embedded.is_empty() {
+                return embedded.into_iter().all(|v4| is_public(IpAddr::V4(v4)));
             }
             let first = ip.segments()[0];
             !(ip.is_loopback()
@@ -168,6 +169,47 @@ fn is_public(ip: IpAddr) -> bool {
                 || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
         }
     }
+}
+
+/// The IPv4 addresses an IPv6 address stands for, by every form that
+/// embeds one: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (the
+/// well-known `64:ff9b::/96` and the local-use `64:ff9b:1::/48`, RFC 6052
+/// and 8215), 6to4 (`2002::/16`) and Teredo (`2001::/32`: its server and
+/// its client). A connection to such an address reaches the IPv4 one, so
+/// that one is judged.
+fn embedded_ipv4(ip: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let s = ip.segments();
+    let octets = ip.octets();
+    let last = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) {
+        // Mapped, or compatible (`::` and `::1` are themselves judged).
+        return if s[5] == 0 && s[6] == 0 {
+            Vec::new()
+        } else {
+            vec![last]
+        };
+    }
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        return vec![last];
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return vec![last];
+    }
+    if s[..3] == [0x64, 0xff9b, 1] {
+        // A /48 prefix: the address in bits 48-63 and 72-87, around `u`.
+        return vec![Ipv4Addr::new(octets[6], octets[7], octets[9], octets[10])];
+    }
+    if s[0] == 0x2002 {
+        return vec![Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])];
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        let server = Ipv4Addr::new(octets[4], octets[5], octets[6], octets[7]);
+        let client = Ipv4Addr::from(!u32::from(last));
+        return vec![server, client];
+    }
+    Vec::new()
 }
 
 /// The guest's outgoing requests under the grants.
@@ -350,10 +392,28 @@ mod tests {
             "http://[::1]/",
             "http://0.0.0.0/",
             "http://[::ffff:127.0.0.1]/",
+            // IPv6 forms that embed a private IPv4 address.
+            "http://[::127.0.0.1]/",
+            "http://[::10.0.0.1]/",
+            "http://[::ffff:0:127.0.0.1]/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1:7f00:0:100::]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[2001:0:7f00:1::]/",
+            "http://[2001:0:5db8:d70e::80ff:fffe]/",
         ] {
             assert!(!allowed(&any, url).await, "{url}");
         }
         assert!(allowed(&any, "http://93.184.215.14/").await);
+        for public in [
+            "http://[64:ff9b::5db8:d70e]/",
+            "http://[2002:5db8:d70e::1]/",
+            "http://[2606:4700::1111]/",
+        ] {
+            assert!(allowed(&any, public).await, "{public}");
+        }
         assert!(
             !allowed(&any, "http://93.184.215.14:8080/").await,
             "80 and 443 only"

@@ -3,7 +3,7 @@
 //! characters escaped, so that a guest (or a request path it echoes)
 //! cannot forge or garble a line of the server's log.
 
-use std::fmt::Write as _;
+use crate::log_text::escape_into;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,17 +129,6 @@ impl Drop for GuestOutput {
             if !pending.is_empty() {
                 self.emit(&pending);
             }
-        }
-    }
-}
-
-/// `text` with control characters (but tab) escaped, appended to `out`.
-pub(crate) fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            let _ = write!(out, "{}", c.escape_default());
-        } else {
-            out.push(c);
         }
     }
 }
