@@ -14,6 +14,12 @@
 //! Outside dev mode, as in Next.js, the files are the ones there at startup
 //! (and at each reload): the folder is listed once, so a request for
 //! anything else (every page) passes on without touching the file system.
+//!
+//! Files and folders whose names start with `.` (`/.env`, `/.git/config`,
+//! `/%2egit/config`) are not served (the request goes on to the app, which
+//! answers 404), but under `/.well-known/`, unless `public_dotfiles = true`.
+//! A `Range` of more than [`MAX_RANGES`] ranges gets 416 before anything
+//! else looks at it (nginx's `max_ranges`).
 
 use crate::body::{Body, BodyError, full};
 use http::request::Parts;
@@ -32,6 +38,9 @@ const CHUNK: usize = 64 << 10;
 /// A folder with more files than this is not listed: every request looks.
 const MAX_LISTED: usize = 100_000;
 
+/// The most ranges one request may ask for.
+const MAX_RANGES: usize = 8;
+
 /// A folder of static files.
 #[derive(Debug, Clone)]
 pub(crate) struct PublicDir {
@@ -39,15 +48,22 @@ pub(crate) struct PublicDir {
     root: PathBuf,
     /// Its files' request paths (`css/site.css`), when listed.
     listed: Option<HashSet<String>>,
+    /// Whether names that start with `.` are served.
+    dotfiles: bool,
 }
 
 impl PublicDir {
     /// The folder at `root`, which must exist; `list` it once (outside dev
-    /// mode) or look for each request's file as it comes.
-    pub(crate) fn new(root: &Path, list: bool) -> std::io::Result<Self> {
+    /// mode) or look for each request's file as it comes; serve `dotfiles`
+    /// or not.
+    pub(crate) fn new(root: &Path, list: bool, dotfiles: bool) -> std::io::Result<Self> {
         let root = root.canonicalize()?;
         let listed = if list { list_files(&root)? } else { None };
-        Ok(Self { root, listed })
+        Ok(Self {
+            root,
+            listed,
+            dotfiles,
+        })
     }
 
     /// The response for the file at the request's path, or `None` when
@@ -59,6 +75,9 @@ impl PublicDir {
         }
         let decoded = percent_decode_str(request.uri.path()).decode_utf8().ok()?;
         let relative = decoded.strip_prefix('/')?;
+        if !self.dotfiles && is_hidden(relative) {
+            return None;
+        }
         if let Some(listed) = &self.listed
             && !listed.contains(relative)
         {
@@ -110,6 +129,13 @@ impl PublicDir {
                 .is_some_and(|date| validator.as_bytes() == date.as_bytes()),
         };
         if range_applies && let Some(range) = headers.get(header::RANGE) {
+            if range.as_bytes().iter().filter(|b| **b == b',').count() >= MAX_RANGES {
+                return response
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{}", metadata.len()))
+                    .body(full(""))
+                    .ok();
+            }
             forwarded = forwarded.header(header::RANGE, range);
         }
         let forwarded = forwarded.body(()).ok()?;
@@ -159,6 +185,16 @@ impl PublicDir {
     }
 }
 
+/// Whether `relative` names a file or folder that starts with `.`, but
+/// for what is under `.well-known/`.
+fn is_hidden(relative: &str) -> bool {
+    let mut segments = relative.split('/');
+    if relative.starts_with(".well-known/") {
+        segments.next();
+    }
+    segments.any(|segment| segment.starts_with('.'))
+}
+
 /// The request paths of the regular files under `root` (symlinks to
 /// files included, symlinked folders not entered); `None` past
 /// [`MAX_LISTED`].
@@ -189,12 +225,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_that_start_with_a_dot_are_hidden_but_well_known() {
+        for hidden in [
+            ".env",
+            ".git/config",
+            "a/.git/config",
+            ".well-known/.x",
+            "..a",
+        ] {
+            assert!(is_hidden(hidden), "{hidden}");
+        }
+        for shown in [".well-known/security.txt", "a.b/c", "style.css", "a/b.c"] {
+            assert!(!is_hidden(shown), "{shown}");
+        }
+    }
+
+    #[test]
     fn paths_must_stay_inside() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hello.txt"), "hi").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a b.txt"), "x").unwrap();
-        let public = PublicDir::new(dir.path(), true).unwrap();
+        let public = PublicDir::new(dir.path(), true, false).unwrap();
         let listed = public.listed.as_ref().unwrap();
         assert!(listed.contains("hello.txt") && listed.contains("sub/a b.txt"));
         assert_eq!(listed.len(), 2);

@@ -173,15 +173,16 @@ impl Build {
             })?)
         };
         let public = match &config.public_dir {
-            Some(dir) => Some(PublicDir::new(&config.resolve(dir), !resolved.dev).map_err(
-                |error| {
-                    ConfigError::invalid(
-                        &resolved.config_path(),
-                        "public_dir",
-                        format!("`{}`: {error}", dir.display()),
-                    )
-                },
-            )?),
+            Some(dir) => Some(
+                PublicDir::new(&config.resolve(dir), !resolved.dev, config.public_dotfiles)
+                    .map_err(|error| {
+                        ConfigError::invalid(
+                            &resolved.config_path(),
+                            "public_dir",
+                            format!("`{}`: {error}", dir.display()),
+                        )
+                    })?,
+            ),
             None => None,
         };
         let cache = config.cache.enabled.then(|| {

@@ -41,6 +41,10 @@ pub struct Config {
     pub use_file_system_public_routes: bool,
     /// Static files served by the host (Next.js's `public/`).
     pub public_dir: Option<PathBuf>,
+    /// Serve files and folders of `public_dir` whose names start with `.`
+    /// (`.env`, `.git/`); `/.well-known/` is served regardless.
+    #[serde(default)]
+    pub public_dotfiles: bool,
     /// Where the server listens.
     #[serde(default)]
     pub server: ServerConfig,
@@ -77,6 +81,7 @@ impl Default for Config {
             router: Vec::new(),
             use_file_system_public_routes: true,
             public_dir: None,
+            public_dotfiles: false,
             server: ServerConfig::default(),
             routes: Vec::new(),
             redirects: Vec::new(),

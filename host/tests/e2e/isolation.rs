@@ -230,6 +230,58 @@ fn public_files_are_served_with_validators_and_never_leave_the_folder() {
     );
 }
 
+#[test]
+fn dotfiles_are_not_served_and_ranges_are_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public");
+    for folder in [".git", ".well-known"] {
+        std::fs::create_dir_all(public.join(folder)).unwrap();
+    }
+    std::fs::write(public.join(".env"), "SECRET=env").unwrap();
+    std::fs::write(public.join(".git/config"), "SECRET=git").unwrap();
+    std::fs::write(public.join(".well-known/security.txt"), "Contact: x").unwrap();
+    std::fs::write(public.join("big.txt"), "x".repeat(10_000)).unwrap();
+    let config = format!("app = \"{APP_COMPONENT}\"\npublic_dir = \"public\"\n");
+    std::fs::write(dir.path().join("switchyard.toml"), &config).unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0"];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    for hidden in ["/.env", "/.git/config", "/%2egit/config", "/%2Eenv"] {
+        let response = get(server.address, hidden);
+        assert_eq!(response.status, 404, "{hidden}");
+        assert!(!response.text().contains("SECRET"), "{hidden}");
+    }
+    let known = get(server.address, "/.well-known/security.txt");
+    assert_eq!((known.status, known.text().as_str()), (200, "Contact: x"));
+
+    let ranges = |count: usize| {
+        let list: Vec<String> = (0..count)
+            .map(|i| format!("{}-{}", i * 10, i * 10 + 4))
+            .collect();
+        let header = format!("bytes={}", list.join(","));
+        request(
+            server.address,
+            "GET",
+            "/big.txt",
+            &[("range", &header)],
+            b"",
+        )
+    };
+    assert_eq!(ranges(1).status, 206);
+    let refused = ranges(5000);
+    assert_eq!(refused.status, 416);
+    assert_eq!(refused.header("content-range"), Some("bytes */10000"));
+    drop(server);
+
+    // Asked for, dotfiles are served.
+    std::fs::write(
+        dir.path().join("switchyard.toml"),
+        format!("{config}public_dotfiles = true\n"),
+    )
+    .unwrap();
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    assert_eq!(get(server.address, "/.env").text(), "SECRET=env");
+}
+
 /// The server's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
