@@ -97,6 +97,11 @@ pub(crate) struct Build {
 }
 
 impl Build {
+    /// The build `request` carries down the pipeline.
+    pub(crate) fn carried_by<B>(request: &http::Request<B>) -> Option<&Arc<Build>> {
+        request.extensions().get::<Arc<Build>>()
+    }
+
     /// Compile (or load from the cache), link and pre-instantiate the app,
     /// and check the routes against its pages. `own` are the addresses the
     /// app is served on, for the `self` grant.

@@ -254,4 +254,9 @@ pub struct DevConfig {
     /// config's directory (`"src/**"`, `"templates/**/*.html"`).
     #[serde(default)]
     pub watch: Vec<String>,
+    /// Host names (besides `localhost`, loopback addresses and the address
+    /// the server listens on) that dev mode answers for, in `Host` and
+    /// `Origin`, like Next.js's `allowedDevOrigins`: `["myapp.test"]`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }

@@ -82,6 +82,10 @@ where
         let Some(dev) = &self.dev else {
             return Box::pin(self.inner.call(request));
         };
+        if !is_allowed_origin(&request) {
+            let refused = forbidden();
+            return Box::pin(async move { Ok(refused) });
+        }
         if request.uri().path() == EVENTS_PATH {
             let events = events(dev);
             return Box::pin(async move { Ok(events) });
@@ -96,6 +100,73 @@ where
         let answer: ResponseFuture = Box::pin(self.inner.call(request));
         Box::pin(async move { Ok(add_reload_script(&method, answer.await?).await) })
     }
+}
+
+/// Whether a dev-mode request comes from a page of this server: its `Host`,
+/// and its `Origin` when it has one, name `localhost`, a loopback address,
+/// the address the server listens on, or one of `[dev] allowed_origins`.
+/// Anything else may be a page elsewhere that rebound a name of its own to
+/// this machine (DNS rebinding) to read the dev pages, the event stream or
+/// the compiler's output.
+fn is_allowed_origin(request: &Request<RequestBody>) -> bool {
+    let allowed = |host: &str| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            let listening = request
+                .extensions()
+                .get::<crate::server::ServedOn>()
+                .map(|served_on| served_on.0.ip());
+            return ip.is_loopback() || listening == Some(ip);
+        }
+        crate::build::Build::carried_by(request).is_some_and(|build| {
+            let names = &build.resolved.config.dev.allowed_origins;
+            names.iter().any(|name| name.eq_ignore_ascii_case(host))
+        })
+    };
+    let host = request
+        .uri()
+        .authority()
+        .map(|authority| authority.host().to_string())
+        .or_else(|| {
+            let host = request.headers().get(header::HOST)?.to_str().ok()?;
+            Some(host_of(host).to_string())
+        });
+    let Some(host) = host else { return false };
+    if !allowed(&host) {
+        return false;
+    }
+    match request.headers().get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .ok()
+            .and_then(|origin| origin.split_once("://"))
+            .is_some_and(|(_, rest)| allowed(host_of(rest))),
+    }
+}
+
+/// The host of `host[:port]` (an IPv6 address in brackets keeps them).
+fn host_of(authority: &str) -> &str {
+    match authority.rfind(':') {
+        Some(colon) if !authority[colon..].contains(']') => &authority[..colon],
+        _ => authority,
+    }
+}
+
+/// The answer to a request dev mode does not answer.
+fn forbidden() -> Response<Body> {
+    let mut response = Response::new(full(
+        "403: this dev server answers only for localhost, its own address and `[dev] allowed_origins`\n",
+    ));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// The event stream: `event: reload` after each swap or failed build.

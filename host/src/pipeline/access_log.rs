@@ -4,8 +4,8 @@
 //! path is the one the app sees (its canonical form), escaped like every
 //! other log line.
 
-use super::build_of;
 use crate::body::{Body, BodyError, RequestBody, ResponseFuture};
+use crate::build::Build;
 use crate::log_text::escape_into;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -47,7 +47,7 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
-        let logged = build_of(&request).is_some_and(|build| build.settings.access_log);
+        let logged = Build::carried_by(&request).is_some_and(|build| build.settings.access_log);
         if !logged {
             return Box::pin(self.0.call(request));
         }

@@ -4,8 +4,9 @@
 //! page rendered by name (`App::render`) is cached under its page and
 //! query as well as its URL.
 
-use super::{RenderTarget, build_of};
+use super::RenderTarget;
 use crate::body::{Body, RequestBody, ResponseFuture};
+use crate::build::Build;
 use http::{Method, Request, Response};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -45,7 +46,7 @@ where
 
     fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
         let cacheable = request.method() == Method::GET || request.method() == Method::HEAD;
-        let cache = build_of(&request).and_then(|build| build.cache.clone());
+        let cache = Build::carried_by(&request).and_then(|build| build.cache.clone());
         let Some(cache) = cache.filter(|_| cacheable) else {
             return Box::pin(self.0.call(request));
         };

@@ -4,8 +4,8 @@
 //! body that streams is compressed as it streams; a cache hit's body is
 //! compressed once per coding and kept beside the entry.
 
-use super::build_of;
 use crate::body::{Body, RequestBody, ResponseFuture, full};
+use crate::build::Build;
 use crate::encoding::{self, Reusable};
 use http::{HeaderValue, Request, Response, header};
 use std::convert::Infallible;
@@ -42,7 +42,7 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
-        let on = build_of(&request).is_some_and(|build| build.settings.compression);
+        let on = Build::carried_by(&request).is_some_and(|build| build.settings.compression);
         if !on {
             return Box::pin(self.0.call(request));
         }

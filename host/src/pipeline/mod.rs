@@ -24,7 +24,7 @@ mod guest;
 mod route;
 
 use crate::body::{Body, BoxError, RequestBody, ResponseFuture};
-use crate::build::{Build, Current};
+use crate::build::Current;
 use crate::dev::{Dev, ReloadScriptLayer};
 use crate::routing::{self, Pairs};
 use crate::wasm::outgoing::OwnAddresses;
@@ -145,11 +145,6 @@ impl RequestHandler {
     fn failed(&self, uri: &http::Uri, error: Error) -> Response<Body> {
         error.into_response(&uri.to_string(), self.dev, self.quiet)
     }
-}
-
-/// The build a request carries.
-fn build_of<B>(request: &Request<B>) -> Option<&Arc<Build>> {
-    request.extensions().get::<Arc<Build>>()
 }
 
 /// Give `request` its path's canonical form (`/%61` is `/a`), which the

@@ -5,7 +5,7 @@
 //! place that makes error responses.
 
 use super::error::Error;
-use super::{RenderTarget, build_of, guest};
+use super::{RenderTarget, guest};
 use crate::body::{Body, RequestBody, ResponseFuture, full};
 use crate::build::Build;
 use crate::routing::Routed;
@@ -30,7 +30,7 @@ impl Service<Request<RequestBody>> for Route {
     }
 
     fn call(&mut self, mut request: Request<RequestBody>) -> ResponseFuture {
-        let Some(build) = build_of(&request).cloned() else {
+        let Some(build) = Build::carried_by(&request).cloned() else {
             let response =
                 Error::NotPrepared.into_response(&request.uri().to_string(), false, false);
             return Box::pin(async move { Ok(response) });

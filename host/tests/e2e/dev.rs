@@ -201,3 +201,64 @@ fn the_repositorys_config_builds_and_serves_the_example_site_in_dev_mode() {
     assert_eq!(stats.status, 200, "{}", stats.text());
     assert!(stats.text().contains("/api/posts"));
 }
+
+#[test]
+fn dev_mode_answers_only_its_own_host_and_origins() {
+    let dir = config_dir(&format!(
+        "app = {APP_COMPONENT:?}\n[dev]\nallowed_origins = [\"myapp.test\"]\n"
+    ));
+    let server = Server::start(
+        SWITCHYARD,
+        &["dev", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let port = server.address.port();
+    let status = |headers: &[(&str, &str)], path: &str| {
+        let mut raw = format!("GET {path} HTTP/1.1\r\nconnection: close\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        let answer = switchyard_tests::client::exchange(server.address, raw.as_bytes());
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let own = format!("127.0.0.1:{port}");
+    let localhost = format!("localhost:{port}");
+    for allowed in [own.as_str(), localhost.as_str(), "[::1]", "myapp.test:3000"] {
+        assert_eq!(status(&[("host", allowed)], "/a"), "200", "{allowed}");
+    }
+    // A page elsewhere that rebound its name to this machine (DNS rebinding).
+    for path in ["/a", "/_switchyard/events"] {
+        assert_eq!(status(&[("host", "evil.example")], path), "403", "{path}");
+    }
+    assert_eq!(
+        status(&[("host", &own), ("origin", "http://evil.example")], "/a"),
+        "403"
+    );
+    assert_eq!(
+        status(
+            &[
+                ("host", &own),
+                ("origin", &format!("http://localhost:{port}"))
+            ],
+            "/a"
+        ),
+        "200"
+    );
+    // Outside dev mode, no such check.
+    drop(server);
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let served = request(server.address, "GET", "/a", &[("host", "example.com")], b"");
+    assert_eq!(served.status, 200);
+}
