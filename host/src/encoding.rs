@@ -218,22 +218,53 @@ pub(crate) struct Reusable {
 }
 
 /// The encoded forms of one identity body, each made once, when first
-/// asked for (the response cache keeps one per entry).
-#[derive(Debug, Default)]
+/// asked for (the response cache keeps one per entry, and is told when one
+/// is added, to weigh it).
+#[derive(Default)]
 pub(crate) struct Encoded {
     forms: Mutex<Vec<(Coding, Bytes)>>,
+    grown: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoded")
+            .field("size", &self.size())
+            .finish()
+    }
 }
 
 impl Encoded {
+    /// No forms yet; `grown` is called each time one is added.
+    pub(crate) fn new(grown: impl Fn() + Send + Sync + 'static) -> Self {
+        Self {
+            forms: Mutex::default(),
+            grown: Some(Box::new(grown)),
+        }
+    }
+
+    /// The bytes of the forms made so far.
+    pub(crate) fn size(&self) -> usize {
+        let forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+        forms.iter().map(|(_, bytes)| bytes.len()).sum()
+    }
+
     /// `identity` in `coding`: made now if it was not yet.
     pub(crate) async fn get_or_make(&self, coding: Coding, identity: &[u8]) -> Option<Bytes> {
         if let Some(made) = self.get(coding) {
             return Some(made);
         }
         let made = encode_all(coding, identity).await.ok()?;
-        let mut forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
-        if !forms.iter().any(|(c, _)| *c == coding) {
-            forms.push((coding, made.clone()));
+        let added = {
+            let mut forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+            let new = !forms.iter().any(|(c, _)| *c == coding);
+            if new {
+                forms.push((coding, made.clone()));
+            }
+            new
+        };
+        if added && let Some(grown) = &self.grown {
+            grown();
         }
         Some(made)
     }
@@ -302,6 +333,7 @@ mod tests {
         assert_eq!(decoded, page);
         let again = encoded.get_or_make(Coding::Gzip, b"ignored").await.unwrap();
         assert_eq!(again, gzip, "kept, not made again");
+        assert_eq!(encoded.size(), gzip.len());
         let brotli = encoded
             .get_or_make(Coding::Brotli, page.as_bytes())
             .await

@@ -15,10 +15,15 @@
 //! `max_entry_size`. `Vary` puts the named request headers in the key.
 //! Concurrent misses of one key make one request; the others wait for it
 //! (within the request timeout). `x-cache: HIT|MISS|STALE` and `Age` say
-//! what the cache did. Entries are weighed in bytes (moka, least recently
-//! used out first) and keep their identity body; the compression layer
-//! keeps each encoded form it makes of one beside it
-//! ([`Reusable`](crate::encoding::Reusable)).
+//! what the cache did.
+//!
+//! Every table is bounded in bytes, keys included, out of `max_size`: the
+//! entries (key, headers, identity body and the encoded forms the
+//! compression layer makes of it, [`Reusable`](crate::encoding::Reusable),
+//! re-weighed as each is added) get [`ENTRIES_SHARE`] of it, the `Vary`
+//! names and the URLs not stored one [`SIDE_SHARE`] each. Entries are
+//! admitted by moka's TinyLFU: a URL asked for once does not push out one
+//! asked for often, so a scan of one-off URLs cannot flush the hot pages.
 
 mod directives;
 
@@ -46,6 +51,15 @@ const CACHEABLE: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 
 /// How long a URL whose answer was not stored is served without waiting
 /// for one another (then a burst of misses coalesces again).
 const UNCACHEABLE_FOR: Duration = Duration::from_secs(60);
+
+/// The share of `max_size`, in sixteenths, of each side table (the `Vary`
+/// names by URL, the URLs not stored); the entries get the rest.
+const SIDE_SHARE: u64 = 1;
+/// The entries' share of `max_size`, in sixteenths.
+const ENTRIES_SHARE: u64 = 16 - 2 * SIDE_SHARE;
+/// What a table's entry costs beyond the bytes it holds (its slot, its
+/// `Arc`, moka's bookkeeping), roughly.
+const OVERHEAD: usize = 128;
 
 /// The `[cache]` settings.
 #[derive(Debug, Clone, Copy)]
@@ -98,21 +112,34 @@ impl Entry {
 
 impl ResponseCache {
     pub(crate) fn new(settings: CacheSettings) -> Self {
+        let sixteenth = settings.max_size / 16;
+        let weight = |size: usize| u32::try_from(size + OVERHEAD).unwrap_or(u32::MAX);
         let entries = moka::sync::Cache::builder()
-            .max_capacity(settings.max_size)
-            .weigher(|key: &String, entry: &Arc<Entry>| {
-                let size = key.len() + entry.body.len() + entry.headers.len() * 64;
-                u32::try_from(size).unwrap_or(u32::MAX)
+            .max_capacity(sixteenth * ENTRIES_SHARE)
+            .weigher(move |key: &String, entry: &Arc<Entry>| {
+                let headers: usize = entry
+                    .headers
+                    .iter()
+                    .map(|(name, value)| name.as_str().len() + value.len() + 32)
+                    .sum();
+                weight(key.len() + headers + entry.body.len() + entry.forms.size())
             })
-            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build();
+        let vary = moka::sync::Cache::builder()
+            .max_capacity(sixteenth * SIDE_SHARE)
+            .weigher(move |url: &String, names: &Arc<[HeaderName]>| {
+                weight(url.len() + names.iter().map(|n| n.as_str().len()).sum::<usize>())
+            })
+            .build();
+        let uncacheable = moka::sync::Cache::builder()
+            .max_capacity(sixteenth * SIDE_SHARE)
+            .weigher(move |url: &String, _: &()| weight(url.len()))
+            .time_to_live(UNCACHEABLE_FOR)
             .build();
         Self {
             entries,
-            vary: moka::sync::Cache::new(100_000),
-            uncacheable: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(UNCACHEABLE_FOR)
-                .build(),
+            vary,
+            uncacheable,
             flights: Mutex::new(HashMap::new()),
             settings,
         }
@@ -272,7 +299,7 @@ impl ResponseCache {
     }
 
     /// Store `response` if it may be; either way, what to answer with.
-    async fn store(&self, parts: &Parts, url: &str, response: Response<Body>) -> Stored {
+    async fn store(self: &Arc<Self>, parts: &Parts, url: &str, response: Response<Body>) -> Stored {
         let Some((directives, lifetime, vary)) = self.storable(parts, &response) else {
             return Stored::No(response);
         };
@@ -302,6 +329,21 @@ impl ResponseCache {
         let mut headers = head.headers;
         headers.remove(header::AGE);
         headers.remove("x-cache");
+        // The key under the names it varies on now, which the lookup may
+        // not have known.
+        let key = key_with(url, &vary, &parts.headers);
+        let forms = {
+            // Each encoded form made of the body counts in the bound.
+            let (cache, key) = (Arc::downgrade(self), key.clone());
+            Encoded::new(move || {
+                if let Some(cache) = cache.upgrade()
+                    && let Some(entry) = cache.entries.get(&key)
+                {
+                    cache.entries.insert(key.clone(), entry);
+                    cache.entries.run_pending_tasks();
+                }
+            })
+        };
         let entry = Arc::new(Entry {
             status: head.status,
             headers,
@@ -312,11 +354,8 @@ impl ResponseCache {
             stale_while_revalidate: directives.stale_while_revalidate,
             stale_if_error: directives.stale_if_error,
             refreshing: AtomicBool::new(false),
-            forms: Arc::default(),
+            forms: Arc::new(forms),
         });
-        // The key under the names it varies on now, which the lookup may
-        // not have known.
-        let key = key_with(url, &vary, &parts.headers);
         self.vary.insert(url.to_string(), vary);
         self.uncacheable.invalidate(url);
         self.entries.insert(key, entry.clone());
@@ -542,5 +581,30 @@ impl http_body::Body for Failed {
                 "the response body failed".to_string(),
             )))
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_tables_are_bounded_in_bytes_keys_included() {
+        let cache = ResponseCache::new(CacheSettings {
+            max_size: 1 << 20,
+            max_entry_size: 1 << 16,
+            wait: Duration::from_secs(1),
+        });
+        // 1,200 URLs of 48 KB each: 56 MB of keys offered to each table.
+        for i in 0..1200 {
+            let url = format!("host/{i}?{}", "q".repeat(48_000));
+            cache.uncacheable.insert(url.clone(), ());
+            cache.vary.insert(url, Arc::from(vec![header::COOKIE]));
+        }
+        cache.uncacheable.run_pending_tasks();
+        cache.vary.run_pending_tasks();
+        let share = (1 << 20) / 16 * SIDE_SHARE;
+        assert!(cache.uncacheable.weighted_size() <= share);
+        assert!(cache.vary.weighted_size() <= share);
     }
 }
