@@ -84,9 +84,24 @@ pub(crate) struct ResponseCache {
 /// What a finished flight tells the requests that waited for it.
 #[derive(Clone)]
 enum Outcome {
-    Stored(Arc<Entry>),
+    /// Stored under this key: a waiter whose own key (with the entry's
+    /// `Vary`) is another runs its own request.
+    Stored(Arc<Entry>, Arc<str>),
+    /// The request failed (a 5xx): every waiter gets the same failure at
+    /// once, rather than trying again after waiting for it.
+    Failed(Arc<Failure>),
     NotStored,
 }
+
+/// A failed answer, whole, for the requests that waited for it.
+struct Failure {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// The largest failed answer shared with waiters (an error page).
+const MAX_FAILURE: usize = 64 << 10;
 
 /// A stored response.
 struct Entry {
@@ -100,6 +115,8 @@ struct Entry {
     stale_if_error: u64,
     /// Set while one background request refreshes it.
     refreshing: AtomicBool,
+    /// The request headers it varies on.
+    vary: Arc<[HeaderName]>,
     /// The encoded forms the compression layer made of `body`.
     forms: Arc<Encoded>,
 }
@@ -183,7 +200,13 @@ impl ResponseCache {
             if age < entry.lifetime {
                 return respond(&entry, "HIT");
             }
-            if age < entry.lifetime + entry.stale_while_revalidate {
+            // A refresh carries no credentials: an entry that varies on
+            // them is refreshed in the foreground, by its own requests.
+            let private = entry
+                .vary
+                .iter()
+                .any(|name| name == header::COOKIE || name == header::AUTHORIZATION);
+            if age < entry.lifetime + entry.stale_while_revalidate && !private {
                 self.refresh_in_background(&entry, &parts, &url, inner);
                 return respond(&entry, "STALE");
             }
@@ -239,11 +262,17 @@ impl ResponseCache {
                     flight.wait_for(Option::is_some).await.ok()?.clone()
                 })
                 .await;
-                if let Ok(Some(Outcome::Stored(entry))) = waited {
-                    return respond(&entry, "MISS");
+                match waited {
+                    Ok(Some(Outcome::Stored(entry, stored)))
+                        if *key_with(url, &entry.vary, &parts.headers) == *stored =>
+                    {
+                        return respond(&entry, "MISS");
+                    }
+                    Ok(Some(Outcome::Failed(failure))) => return failed(&failure),
+                    // Another variant, not storable, or it took too long:
+                    // this request runs too.
+                    _ => return mark(inner.call(as_get(parts)).await, "MISS"),
                 }
-                // Not storable (or it took too long): this request runs too.
-                return mark(inner.call(as_get(parts)).await, "MISS");
             }
         };
         // Whatever happens, the waiters are told and the flight ends.
@@ -253,9 +282,21 @@ impl ResponseCache {
             sender,
         };
         let response = inner.call(as_get(parts)).await;
+        if response.status().is_server_error() {
+            self.uncacheable.insert(url.to_string(), ());
+            return match collect_failure(response).await {
+                Ok(failure) => {
+                    let failure = Arc::new(failure);
+                    flight.finish(Outcome::Failed(failure.clone()));
+                    failed(&failure)
+                }
+                Err(response) => mark(response, "MISS"),
+            };
+        }
         match self.store(parts, url, response).await {
             Stored::Entry(entry) => {
-                flight.finish(Outcome::Stored(entry.clone()));
+                let stored = Arc::from(key_with(url, &entry.vary, &parts.headers));
+                flight.finish(Outcome::Stored(entry.clone(), stored));
                 respond(&entry, "MISS")
             }
             Stored::No(response) => {
@@ -283,7 +324,11 @@ impl ResponseCache {
         if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (cache, entry, parts) = (self.clone(), entry.clone(), as_get(parts));
+        let (cache, entry, mut parts) = (self.clone(), entry.clone(), as_get(parts));
+        // What the refresh stores is for everyone: none of this client's
+        // credentials go into it.
+        parts.headers.remove(header::COOKIE);
+        parts.headers.remove(header::AUTHORIZATION);
         let url = url.to_string();
         tokio::spawn(async move {
             let response = inner.call(parts.clone()).await;
@@ -354,6 +399,7 @@ impl ResponseCache {
             stale_while_revalidate: directives.stale_while_revalidate,
             stale_if_error: directives.stale_if_error,
             refreshing: AtomicBool::new(false),
+            vary: vary.clone(),
             forms: Arc::new(forms),
         });
         self.vary.insert(url.to_string(), vary);
@@ -460,6 +506,38 @@ fn respond(entry: &Arc<Entry>, what: &'static str) -> Response<Body> {
         forms: entry.forms.clone(),
     });
     mark(response, what)
+}
+
+/// `response`, a failure, read whole to share it; itself (what was read
+/// and the rest) when it is too large or its body fails.
+async fn collect_failure(response: Response<Body>) -> Result<Failure, Response<Body>> {
+    let (head, mut body) = response.into_parts();
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Response::from_parts(head, failed_after(collected)));
+        };
+        if let Some(data) = frame.data_ref() {
+            collected.extend_from_slice(data);
+            if collected.len() > MAX_FAILURE {
+                let rest = Prefixed::new(collected, body).boxed_unsync();
+                return Err(Response::from_parts(head, rest));
+            }
+        }
+    }
+    Ok(Failure {
+        status: head.status,
+        headers: head.headers,
+        body: Bytes::from(collected),
+    })
+}
+
+/// A copy of `failure` as a response.
+fn failed(failure: &Failure) -> Response<Body> {
+    let mut response = Response::new(full(failure.body.clone()));
+    *response.status_mut() = failure.status;
+    *response.headers_mut() = failure.headers.clone();
+    mark(response, "MISS")
 }
 
 /// The end of a flight: its waiters are told the outcome (`NotStored` if

@@ -154,8 +154,8 @@ fn vary_puts_the_named_headers_in_the_key() {
 
 #[test]
 fn a_hundred_concurrent_misses_render_once() {
-    // Waiting requests count as in flight: room for all of them.
-    let (server, _dir) = serve("[limits]\nmax_concurrent_requests = 200\n");
+    // Only the render counts in flight: the others wait, holding no slot.
+    let (server, _dir) = serve("[limits]\nmax_concurrent_requests = 2\n");
     let address = server.address;
     let clients: Vec<_> = (0..100)
         .map(|_| std::thread::spawn(move || get(address, "/cached?ms=500&flight=1")))
@@ -384,6 +384,87 @@ fn a_refresh_that_may_not_be_stored_lets_the_next_stale_hit_try_again() {
             "never refreshed again: {}",
             cache_of(&next)
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn concurrent_misses_that_vary_get_their_own_variant() {
+    let (server, _dir) = serve("");
+    let address = server.address;
+    // A cold URL: nobody knows yet that it varies on the cookie.
+    let clients: Vec<_> = ["a=1", "a=2", "a=1"]
+        .into_iter()
+        .map(|cookie| {
+            std::thread::spawn(move || {
+                let answer = request(
+                    address,
+                    "GET",
+                    "/cached?vary=cookie&ms=600",
+                    &[("cookie", cookie)],
+                    b"",
+                );
+                (cookie, answer)
+            })
+        })
+        .collect();
+    for client in clients {
+        let (cookie, answer) = client.join().unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer
+                .text()
+                .contains(&format!("<!-- cookie: {cookie} -->")),
+            "{cookie} got {}",
+            answer.text()
+        );
+    }
+}
+
+#[test]
+fn a_failed_render_ends_the_flight_for_those_that_waited() {
+    let (server, _dir) = serve("");
+    let address = server.address;
+    let started = std::time::Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(address, "/cached?status=500&ms=800")))
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap().status, 500);
+    }
+    assert_eq!(renders(&server), 1, "the waiters shared the failure");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "nobody rendered after it"
+    );
+}
+
+#[test]
+fn a_background_refresh_carries_no_cookie() {
+    let (server, _dir) = serve("");
+    let path = format!(
+        "/cached?cc={}",
+        percent("public, s-maxage=1, stale-while-revalidate=30")
+    );
+    let first = get(server.address, &path);
+    assert!(!first.text().contains("cookie"));
+    std::thread::sleep(Duration::from_millis(1300));
+    let stale = request(
+        server.address,
+        "GET",
+        &path,
+        &[("cookie", "session=secret")],
+        b"",
+    );
+    assert_eq!(cache_of(&stale), "STALE");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = get(server.address, &path);
+        if cache_of(&next) == "HIT" && next.body != first.body {
+            assert!(!next.text().contains("secret"), "{}", next.text());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refreshed");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
