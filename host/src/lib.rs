@@ -43,6 +43,7 @@ mod build;
 pub mod config;
 mod dev;
 mod encoding;
+mod layer;
 mod log_text;
 mod pipeline;
 mod response_cache;

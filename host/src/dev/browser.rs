@@ -8,17 +8,15 @@
 use super::Dev;
 use crate::body::{Body, RequestBody, ResponseFuture, full};
 use crate::encoding::Reusable;
+use crate::layer::layer;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited, StreamBody};
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
-use tower::{Layer, Service};
 
 /// The dev-only event stream the reload script listens on.
 pub(crate) const EVENTS_PATH: &str = "/_switchyard/events";
@@ -35,52 +33,16 @@ const RELOAD_SCRIPT: &str = "<script>/* switchyard dev: reload after each build 
 new EventSource(\"/_switchyard/events\").addEventListener(\"reload\",()=>location.reload());\
 </script>";
 
-/// Adds dev mode's answers and the reload script to a service, in dev
-/// mode (with `Some`); else it passes everything through.
-#[derive(Clone)]
-pub(crate) struct ReloadScriptLayer(Option<Arc<Dev>>);
-
-impl ReloadScriptLayer {
-    pub(crate) fn new(dev: Option<Arc<Dev>>) -> Self {
-        Self(dev)
-    }
-}
-
-impl<S> Layer<S> for ReloadScriptLayer {
-    type Service = ReloadScript<S>;
-
-    fn layer(&self, inner: S) -> ReloadScript<S> {
-        ReloadScript {
-            inner,
-            dev: self.0.clone(),
-        }
-    }
-}
-
-/// Dev mode's answers (the event stream, a failed build's page for a page
-/// load), else `inner`'s, with the reload script in its HTML pages.
-#[derive(Clone)]
-pub(crate) struct ReloadScript<S> {
-    inner: S,
-    dev: Option<Arc<Dev>>,
-}
-
-impl<S> Service<Request<RequestBody>> for ReloadScript<S>
-where
-    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
-        let Some(dev) = &self.dev else {
-            return Box::pin(self.inner.call(request));
+layer! {
+    /// Adds dev mode's answers and the reload script to a service, in dev
+    /// mode (with `Some`); else it passes everything through.
+    pub(crate) struct ReloadScriptLayer(Option<Arc<Dev>>);
+    /// Dev mode's answers (the event stream, a failed build's page for a
+    /// page load), else `inner`'s, with the reload script in its HTML pages.
+    struct ReloadScript;
+    fn call(this, request) {
+        let Some(dev) = &this.state else {
+            return Box::pin(this.inner.call(request));
         };
         if !is_allowed_origin(&request) {
             let refused = forbidden();
@@ -97,7 +59,7 @@ where
             return Box::pin(async move { Ok(page) });
         }
         let method = request.method().clone();
-        let answer: ResponseFuture = Box::pin(self.inner.call(request));
+        let answer: ResponseFuture = Box::pin(this.inner.call(request));
         Box::pin(async move { Ok(add_reload_script(&method, answer.await?).await) })
     }
 }

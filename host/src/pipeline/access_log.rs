@@ -4,59 +4,34 @@
 //! path is the one the app sees (its canonical form), escaped like every
 //! other log line.
 
-use crate::body::{Body, BodyError, RequestBody, ResponseFuture};
+use crate::body::{Body, BodyError, ResponseFuture};
 use crate::build::Build;
+use crate::layer::layer;
 use crate::log_text::escape_into;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
-use tower::{Layer, Service};
 
-/// Logs each request of a service, when its build says so.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct AccessLogLayer;
-
-impl<S> Layer<S> for AccessLogLayer {
-    type Service = AccessLog<S>;
-
-    fn layer(&self, inner: S) -> AccessLog<S> {
-        AccessLog(inner)
-    }
-}
-
-/// `S`, with an access log line per request.
-#[derive(Clone)]
-pub(super) struct AccessLog<S>(S);
-
-impl<S> Service<Request<RequestBody>> for AccessLog<S>
-where
-    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+layer! {
+    /// Logs each request of a service, when its build says so.
+    pub(super) struct AccessLogLayer(());
+    /// `S`, with an access log line per request.
+    struct AccessLog;
+    fn call(this, request) {
         let logged = Build::carried_by(&request).is_some_and(|build| build.settings.access_log);
         if !logged {
-            return Box::pin(self.0.call(request));
+            return Box::pin(this.inner.call(request));
         }
         let entry = Entry {
             method: request.method().clone(),
             path: request.uri().path().to_string(),
             started: Instant::now(),
         };
-        let answer: ResponseFuture = Box::pin(self.0.call(request));
+        let answer: ResponseFuture = Box::pin(this.inner.call(request));
         Box::pin(async move { Ok(log(entry, answer.await?)) })
     }
 }

@@ -5,50 +5,20 @@
 //! query as well as its URL.
 
 use super::RenderTarget;
-use crate::body::{Body, RequestBody, ResponseFuture};
 use crate::build::Build;
-use http::{Method, Request, Response};
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
+use crate::layer::layer;
+use http::Method;
 
-/// Puts the build's response cache in front of a service.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct CacheLayer;
-
-impl<S> Layer<S> for CacheLayer {
-    type Service = Cache<S>;
-
-    fn layer(&self, inner: S) -> Cache<S> {
-        Cache(inner)
-    }
-}
-
-/// `S`, behind the response cache.
-#[derive(Clone)]
-pub(super) struct Cache<S>(S);
-
-impl<S> Service<Request<RequestBody>> for Cache<S>
-where
-    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+layer! {
+    /// Puts the build's response cache in front of a service.
+    pub(super) struct CacheLayer(());
+    /// `S`, behind the response cache.
+    struct Cache;
+    fn call(this, request) {
         let cacheable = request.method() == Method::GET || request.method() == Method::HEAD;
         let cache = Build::carried_by(&request).and_then(|build| build.cache.clone());
         let Some(cache) = cache.filter(|_| cacheable) else {
-            return Box::pin(self.0.call(request));
+            return Box::pin(this.inner.call(request));
         };
         let scope = match request.extensions().get::<RenderTarget>() {
             Some(target) => {
@@ -59,7 +29,7 @@ where
             }
             None => String::new(),
         };
-        let inner = self.0.clone();
+        let inner = this.inner.clone();
         Box::pin(async move { Ok(cache.serve(request, &scope, inner).await) })
     }
 }

@@ -4,54 +4,28 @@
 //! body that streams is compressed as it streams; a cache hit's body is
 //! compressed once per coding and kept beside the entry.
 
-use crate::body::{Body, RequestBody, ResponseFuture, full};
+use crate::body::{Body, ResponseFuture, full};
 use crate::build::Build;
 use crate::encoding::{self, Reusable};
-use http::{HeaderValue, Request, Response, header};
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
+use crate::layer::layer;
+use http::{HeaderValue, Response, header};
 
-/// Compresses the responses of a service, when its build says so.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct CompressionLayer;
-
-impl<S> Layer<S> for CompressionLayer {
-    type Service = Compression<S>;
-
-    fn layer(&self, inner: S) -> Compression<S> {
-        Compression(inner)
-    }
-}
-
-/// `S`, its responses compressed.
-#[derive(Clone)]
-pub(super) struct Compression<S>(S);
-
-impl<S> Service<Request<RequestBody>> for Compression<S>
-where
-    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<RequestBody>) -> ResponseFuture {
+layer! {
+    /// Compresses the responses of a service, when its build says so.
+    pub(super) struct CompressionLayer(());
+    /// `S`, its responses compressed.
+    struct Compression;
+    fn call(this, request) {
         let on = Build::carried_by(&request).is_some_and(|build| build.settings.compression);
         if !on {
-            return Box::pin(self.0.call(request));
+            return Box::pin(this.inner.call(request));
         }
         // Negotiated only if the response turns out to be worth compressing
         // (a second line of the header is rare: only then a vector).
         let mut values = request.headers().get_all(header::ACCEPT_ENCODING).iter();
         let first = values.next().cloned();
         let more: Vec<HeaderValue> = values.cloned().collect();
-        let answer: ResponseFuture = Box::pin(self.0.call(request));
+        let answer: ResponseFuture = Box::pin(this.inner.call(request));
         Box::pin(async move {
             let accept = first.iter().chain(&more);
             Ok(compress(accept, answer.await?).await)

@@ -68,10 +68,10 @@ impl RequestHandler {
     ) -> Self {
         let is_dev = dev.is_some();
         let stack = ServiceBuilder::new()
-            .layer(access_log::AccessLogLayer)
-            .layer(compression::CompressionLayer)
-            .layer(ReloadScriptLayer::new(dev))
-            .layer(cache::CacheLayer)
+            .layer(access_log::AccessLogLayer(()))
+            .layer(compression::CompressionLayer(()))
+            .layer(ReloadScriptLayer(dev))
+            .layer(cache::CacheLayer(()))
             .service(route::Route);
         Self {
             current,
