@@ -173,11 +173,7 @@ impl ResponseCache {
         inner: S,
     ) -> Response<Body>
     where
-        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
+        S: Answers<B>,
         B: Default + Send + 'static,
     {
         // A GET's body is nothing to keep: what answers is its head.
@@ -237,11 +233,7 @@ impl ResponseCache {
         inner: Inner<S, B>,
     ) -> Response<Body>
     where
-        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
+        S: Answers<B>,
         B: Default + Send + 'static,
     {
         let waiting = {
@@ -314,11 +306,7 @@ impl ResponseCache {
         url: &str,
         inner: Inner<S, B>,
     ) where
-        S: Service<Request<B>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
+        S: Answers<B>,
         B: Default + Send + 'static,
     {
         if entry.refreshing.swap(true, Ordering::AcqRel) {
@@ -453,15 +441,29 @@ impl ResponseCache {
     }
 }
 
+/// What the cache can stand in front of: a service that answers every
+/// request (a failure is a response) with a future it can hold across
+/// threads.
+pub(crate) trait Answers<B>:
+    Service<Request<B>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Answers<B> for S where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The service behind the cache, called with a request of given parts.
 struct Inner<S, B>(S, std::marker::PhantomData<fn() -> B>);
 
-impl<S, B> Inner<S, B>
-where
-    S: Service<Request<B>, Response = Response<Body>, Error = Infallible> + Clone + Send,
-    S::Future: Send,
-    B: Default + Send,
-{
+impl<S: Answers<B>, B: Default + Send> Inner<S, B> {
     /// The answer to a request of `parts` (and no body); the future holds a
     /// clone of the service, not a borrow of it.
     fn call(&self, parts: Parts) -> impl Future<Output = Response<Body>> + Send + use<S, B> {
