@@ -91,8 +91,20 @@ for name in "${names[@]}"; do
 done
 
 if command -v perf >/dev/null; then
-    perf record -q -e cpu-clock -F 1999 -g -p "${pid_of[hit-floor]}" -o "$work/perf.data" \
-        -- taskset -c 1 wrk -t1 -c16 -d"$DURATION" "http://${address_of[hit-floor]}/cached" >/dev/null 2>&1
-    kernel=$(perf report -i "$work/perf.data" --sort dso --stdio 2>/dev/null | awk '/kernel/ { gsub("%", "", $1); print $1; exit }')
-    echo "hit-floor: ${kernel:-?}% of the server's samples are in the kernel (the loopback TCP path)"
+    perf record -q -e cpu-clock -F 1999 -g -p "${pid_of[hit-compression-rule]}" -o "$work/perf.data" \
+        -- taskset -c 1 wrk -t1 -c16 -d"$DURATION" "http://${address_of[hit-compression-rule]}/cached" >/dev/null 2>&1
+    echo
+    echo "where a cache hit's time goes (perf, share of the server's samples, by their own code):"
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null \
+        | grep -E '^ +[0-9]' | awk '{
+            share = $1; gsub("%", "", share); $1 = ""; line = $0
+            if (line ~ /kernel/) what = "the kernel (loopback TCP, syscalls)"
+            else if (line ~ /libc/) what = "libc (allocator, memcpy)"
+            else if (line ~ /switchyard::/) what = "the pipeline (switchyard::)"
+            else if (line ~ /moka/) what = "moka (the cache tables)"
+            else if (line ~ /hyper/) what = "hyper"
+            else if (line ~ /tokio|mio/) what = "tokio"
+            else what = "the rest"
+            total[what] += share
+        } END { for (what in total) printf "  %-40s %5.1f%%\n", what, total[what] }' | sort -t'%' -k1,1
 fi
