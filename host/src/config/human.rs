@@ -68,6 +68,18 @@ pub(in crate::config) mod human_size {
     }
 }
 
+/// An optional [`human_duration`].
+pub(in crate::config) mod human_duration_option {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::human_duration::deserialize(d).map(Some)
+    }
+}
+
 /// An optional [`human_size`].
 pub(in crate::config) mod human_size_option {
     use serde::Deserializer;

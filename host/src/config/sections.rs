@@ -2,7 +2,7 @@
 //! `[[routes]]`, `[[redirects]]`, `[limits]`, `[performance]`, `[grants]`,
 //! each with its defaults.
 
-use super::human::{human_duration, human_size, human_size_option};
+use super::human::{human_duration, human_duration_option, human_size, human_size_option};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +21,10 @@ pub struct ServerConfig {
     /// How long a client may take to send its request headers (`"10s"`).
     #[serde(default = "default_header_read_timeout", with = "human_duration")]
     pub header_read_timeout: Duration,
+    /// How long a connection (HTTP/1 or HTTP/2) with no request open stays
+    /// open; default: `header_read_timeout`.
+    #[serde(default, with = "human_duration_option")]
+    pub idle_timeout: Option<Duration>,
     /// How long in-flight requests get to finish on SIGINT/SIGTERM (`"30s"`).
     #[serde(default = "default_shutdown_timeout", with = "human_duration")]
     pub shutdown_timeout: Duration,
@@ -47,6 +51,7 @@ impl Default for ServerConfig {
             hostname: default_hostname(),
             port: default_port(),
             header_read_timeout: default_header_read_timeout(),
+            idle_timeout: None,
             shutdown_timeout: default_shutdown_timeout(),
             max_connections: default_max_connections(),
             body_read_timeout: default_slow_client_timeout(),

@@ -10,12 +10,15 @@
 //!
 //! Every connection must make progress: its first bytes (of either
 //! protocol) and its request headers within `header_read_timeout`; HTTP/2
-//! connections answer keep-alive pings or are closed. Past
-//! `max_connections` open at once, new connections are refused.
+//! connections answer keep-alive pings or are closed; a connection of
+//! either protocol with no request open for `idle_timeout` is closed
+//! ([`connection`]). Past `max_connections` open at once, new connections
+//! are refused.
 //!
 //! Each request carries the listener's address ([`ServedOn`]), so that the
 //! app it reaches knows its own addresses (the `self` grant).
 
+mod connection;
 mod deadline;
 
 pub(crate) use deadline::ReadDeadline;
@@ -27,7 +30,6 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct ServerSettings {
     /// How long a client may take to send its first bytes, and then its
     /// request headers; slower clients are cut off.
     pub header_read_timeout: Duration,
+    /// How long a connection with no request open stays open.
+    pub idle_timeout: Duration,
     /// The largest request head (request line and headers); larger: 431.
     pub max_header_size: u64,
     /// How long in-flight requests get to finish once shutdown begins.
@@ -94,6 +98,7 @@ impl ServerSettings {
         let server = &config.server;
         Self {
             header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout.unwrap_or(server.header_read_timeout),
             max_header_size: config.limits.max_header_size,
             shutdown_timeout: server.shutdown_timeout,
             max_connections: server.max_connections,
@@ -122,6 +127,8 @@ macro_rules! with {
 with! {
     /// Set [`header_read_timeout`](Self::header_read_timeout).
     with_header_read_timeout: header_read_timeout: Duration;
+    /// Set [`idle_timeout`](Self::idle_timeout).
+    with_idle_timeout: idle_timeout: Duration;
     /// Set [`max_header_size`](Self::max_header_size).
     with_max_header_size: max_header_size: u64;
     /// Set [`shutdown_timeout`](Self::shutdown_timeout).
@@ -286,30 +293,40 @@ async fn serve_connections<S, B>(
         .max_concurrent_streams(settings.max_concurrent_streams)
         .keep_alive_interval(settings.header_read_timeout)
         .keep_alive_timeout(settings.header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    // Turned true to drain: every connection closes gracefully.
+    let (drain, draining) = tokio::sync::watch::channel(false);
+    let connections = tokio_util::task::TaskTracker::new();
     // Connections are served (and watched for the drain) once their first
     // bytes have come; until then they are `opening`, and each of those
     // tasks ends with its connection if the bytes came in time.
     let mut opening = tokio::task::JoinSet::new();
     let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
-        let service = service.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(served_on);
-            service.call(request)
-        });
-        let connection = builder
+        let activity = connection::Activity::new();
+        let service = {
+            let (service, activity) = (service.clone(), activity.clone());
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(served_on);
+                let open = activity.begin();
+                let answer = service.call(request);
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, S::Error>(response.map(|body| connection::Tracked::new(body, open)))
+                }
+            })
+        };
+        let served = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(WriteDeadline::new(stream, settings.write_timeout)),
                 service,
             )
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!("connection closed with an error: {error}");
-            }
-            drop(permit);
-        });
+        connections.spawn(connection::run(
+            served,
+            activity,
+            settings.idle_timeout,
+            draining.clone(),
+            permit,
+        ));
     };
     loop {
         tokio::select! {
@@ -357,9 +374,11 @@ async fn serve_connections<S, B>(
     for _ in 0..4 {
         tokio::task::yield_now().await;
     }
+    let _ = drain.send(true);
+    connections.close();
     let grace = settings.shutdown_timeout;
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = connections.wait() => {}
         () = tokio::time::sleep(grace) => {
             tracing::warn!("requests still open after {grace:?}; closing them");
         }

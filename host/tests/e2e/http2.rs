@@ -116,3 +116,52 @@ fn an_http2_client_is_served_and_told_the_stream_limit() {
         assert_eq!(client.current_max_send_streams(), 4);
     });
 }
+
+#[test]
+fn idle_connections_of_either_protocol_are_closed_and_free_their_slot() {
+    let (server, _dir) = fixtures("[server]\nidle_timeout = \"1s\"\nmax_connections = 2\n");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // An HTTP/2 client that answers pings and sends nothing, beside an
+        // HTTP/1 one that asked once and keeps its connection.
+        let tcp = tokio::net::TcpStream::connect(server.address)
+            .await
+            .unwrap();
+        let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let (response, _) = client.send_request(get_request("/"), true).unwrap();
+        assert_eq!(response.await.unwrap().status(), 200);
+        let mut http1 = tokio::net::TcpStream::connect(server.address)
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        http1
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = vec![0; 4096];
+        let read = http1.read(&mut answer).await.unwrap();
+        assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+        // Both slots are taken; after the idle timeout both are closed
+        // (HTTP/2 with GOAWAY), within a margin, and the slots are back.
+        let started = std::time::Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+        assert!(ended.is_ok(), "the idle HTTP/2 connection stayed open");
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "closed too early"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(5), http1.read(&mut answer)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "the idle HTTP/1 connection stayed open"
+        );
+    });
+    wait_for_status(
+        server.address,
+        "/",
+        200,
+        Duration::from_secs(5),
+        "the idle connections kept their slots",
+    );
+}
