@@ -31,6 +31,11 @@ pub struct ServerConfig {
     /// Connections open at once; more are refused.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address may have open at once; more are
+    /// refused. Unset: only `max_connections` (behind a proxy, every
+    /// client has the proxy's address).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<usize>,
     /// How long an upload may go without sending data (`"30s"`).
     #[serde(default = "default_slow_client_timeout", with = "human_duration")]
     pub body_read_timeout: Duration,
@@ -54,6 +59,7 @@ impl Default for ServerConfig {
             idle_timeout: None,
             shutdown_timeout: default_shutdown_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: None,
             body_read_timeout: default_slow_client_timeout(),
             write_timeout: default_slow_client_timeout(),
             access_log: false,

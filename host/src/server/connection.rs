@@ -6,6 +6,7 @@
 //! A request is open from its head until its response body is done or
 //! dropped.
 
+use super::slots::Slot;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The requests a connection has open, and when the last one closed.
@@ -127,7 +128,7 @@ pub(super) async fn run<C>(
     activity: Arc<Activity>,
     idle_timeout: Duration,
     mut draining: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    permit: Slot,
 ) where
     C: GracefulConnection,
     C::Error: std::fmt::Display,

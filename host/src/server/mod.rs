@@ -20,6 +20,7 @@
 
 mod connection;
 mod deadline;
+mod slots;
 
 pub(crate) use deadline::ReadDeadline;
 
@@ -30,12 +31,13 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use slots::{Slot, Slots};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
@@ -77,6 +79,9 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// Connections open at once; more are refused.
     pub max_connections: usize,
+    /// Connections one client address may have open at once; more are
+    /// refused (`None`: only `max_connections`).
+    pub max_connections_per_ip: Option<usize>,
     /// How long a write may wait for the client to read; then the
     /// connection is closed.
     pub write_timeout: Duration,
@@ -102,6 +107,7 @@ impl ServerSettings {
             max_header_size: config.limits.max_header_size,
             shutdown_timeout: server.shutdown_timeout,
             max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
             write_timeout: server.write_timeout,
             max_concurrent_streams: config.limits.max_concurrent_requests.clamp(1, 256),
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
@@ -135,6 +141,8 @@ with! {
     with_shutdown_timeout: shutdown_timeout: Duration;
     /// Set [`max_connections`](Self::max_connections).
     with_max_connections: max_connections: usize;
+    /// Set [`max_connections_per_ip`](Self::max_connections_per_ip).
+    with_max_connections_per_ip: max_connections_per_ip: Option<usize>;
     /// Set [`write_timeout`](Self::write_timeout).
     with_write_timeout: write_timeout: Duration;
     /// Set [`max_concurrent_streams`](Self::max_concurrent_streams).
@@ -198,7 +206,7 @@ where
     );
     let workers = settings.workers.max(1);
     let settings = Arc::new(settings);
-    let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let slots = Slots::new(settings.max_connections, settings.max_connections_per_ip);
     let mut senders = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     for worker in 0..workers {
@@ -221,9 +229,9 @@ where
     // its share, whichever thread the kernel would have woken.
     tokio::pin!(shutdown);
     for next in (0..workers).cycle() {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait, don't spin.
                     tracing::warn!("failed to accept a connection: {error}");
@@ -233,7 +241,7 @@ where
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Some(permit) = slots.take(peer.ip()) else {
             // Full: refuse at once rather than queue.
             drop(stream);
             continue;
@@ -268,7 +276,7 @@ where
 /// One worker: serve each connection it is handed until the acceptor hangs
 /// up, then drain.
 async fn serve_connections<S, B>(
-    mut accepted: mpsc::UnboundedReceiver<(std::net::TcpStream, OwnedSemaphorePermit)>,
+    mut accepted: mpsc::UnboundedReceiver<(std::net::TcpStream, Slot)>,
     service: S,
     served_on: ServedOn,
     settings: Arc<ServerSettings>,
@@ -300,7 +308,7 @@ async fn serve_connections<S, B>(
     // bytes have come; until then they are `opening`, and each of those
     // tasks ends with its connection if the bytes came in time.
     let mut opening = tokio::task::JoinSet::new();
-    let serve = |stream: TcpStream, permit: OwnedSemaphorePermit| {
+    let serve = |stream: TcpStream, permit: Slot| {
         let activity = connection::Activity::new();
         let service = {
             let (service, activity) = (service.clone(), activity.clone());

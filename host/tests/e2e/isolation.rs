@@ -505,6 +505,59 @@ fn connections_past_max_connections_are_refused() {
 }
 
 #[test]
+fn one_client_address_gets_at_most_its_share_of_connections() {
+    let (server, _dir) = fixtures("[server]\nmax_connections_per_ip = 2\n");
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = TcpStream::connect(server.address).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = third.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "a third connection from one address was served"
+    );
+    // Another address (127.0.0.2 is loopback too) is served meanwhile.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let other = runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(server.address).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        answer
+    });
+    assert!(
+        other.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&other)
+    );
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_request(server.address, "GET", "/", &[], b"")
+        .map(|r| r.status)
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the address's share did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn a_second_signal_during_the_drain_exits_at_once() {
     let (mut server, _dir) = fixtures("");
     let address = server.address;
