@@ -63,6 +63,8 @@ pub(crate) struct GuestBody<G> {
     _guard: G,
     /// The guest's task, while the body has not ended.
     task: Option<AbortHandle>,
+    /// When the request's time is up: the body fails then.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<G> GuestBody<G> {
@@ -74,7 +76,15 @@ impl<G> GuestBody<G> {
             too_large: None,
             _guard: guard,
             task: None,
+            deadline: None,
         }
+    }
+
+    /// Fail at `deadline` if `inner` has not ended by then: a request's
+    /// time is its own, whatever else its instance is doing.
+    pub(crate) fn cut_at(mut self, deadline: tokio::time::Instant) -> Self {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline)));
+        self
     }
 
     /// Fail if `failure` gets a reason before `inner` ends.
@@ -114,6 +124,17 @@ impl<G: Unpin> http_body::Body for GuestBody<G> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(deadline) = &mut this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            this.deadline = None;
+            this.task = None;
+            // What the guest sends from now on goes nowhere.
+            this.inner = crate::body::full(Bytes::new());
+            return Poll::Ready(Some(Err(BodyError::InternalError(Some(
+                "the app ran past the request timeout mid-response".to_string(),
+            )))));
+        }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             None => {
                 // The body ended: its task may finish on its own.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use switchyard_tests::client::{chunked, exchange};
+use switchyard_tests::client::{chunked, exchange, try_request};
 use switchyard_tests::process::{run, run_failing, wasmtime_serve};
 use switchyard_tests::{
     P2_PROXY_COMPONENT, P3_HANDLER_COMPONENT, Server, WSTD_PROXY_COMPONENT, config_dir, get,
@@ -565,4 +565,44 @@ fn answers_match_the_stock_wasmtime_serve() {
         assert_eq!(get(ours.address, "/trap").status, 500);
         assert_eq!(get(theirs.address, "/trap").status, 500);
     }
+}
+
+/// A WASIp3 instance that serves several requests at once lives as long as
+/// requests keep coming, but each request's time is its own: a body still
+/// streaming past `request_timeout` is cut, whatever came after it.
+#[test]
+fn a_p3_request_past_its_own_deadline_is_cut_while_others_keep_coming() {
+    let (server, _dir) = serve(
+        P3_HANDLER_COMPONENT,
+        "[limits]\nrequest_timeout = \"1s\"\n[performance]\ninstance_reuse = 100\ninstance_concurrency = 8\n",
+    );
+    let address = server.address;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = try_request(address, "GET", "/slow?ms=50", &[], b"");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let started = Instant::now();
+    let streamed = exchange(
+        address,
+        b"GET /stream?n=40&ms=100 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.join().unwrap();
+    let text = String::from_utf8_lossy(&streamed);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a cut body ended cleanly: {text}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "the body streamed for {took:?}, past its 1 s"
+    );
 }

@@ -60,10 +60,14 @@ where
         }
         HttpExport::P3(handler) => {
             let (handler, timeout) = (handler.clone(), admitted.settings.timeout);
+            // The request's own deadline: its instance may be serving others
+            // (and be kept alive by them) long after.
+            let deadline = tokio::time::Instant::now() + timeout;
             match handler.handle(request).await {
                 // The body holds the admission: the instance may live on.
                 Ok((response, failure)) => Ok(response.map(|body| {
                     GuestBody::new(body, admitted)
+                        .cut_at(deadline)
                         .failed_by(failure)
                         .failed_if_too_large(too_large.clone())
                         .boxed_unsync()
