@@ -7,16 +7,19 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How many connections each client address has open.
+type OpenByAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// The server's slots.
 pub(super) struct Slots {
     total: Arc<Semaphore>,
-    per_ip: Option<(usize, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    per_ip: Option<(usize, OpenByAddress)>,
 }
 
 /// The slots one connection holds, given back when it is dropped.
 pub(super) struct Slot {
     _total: OwnedSemaphorePermit,
-    per_ip: Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    per_ip: Option<(IpAddr, OpenByAddress)>,
 }
 
 impl Slots {
