@@ -110,8 +110,12 @@ impl RequestHandler {
         if let Some(headers) = builder.headers_mut() {
             *headers = request.headers().clone();
         }
-        let Ok(mut copy) = builder.body(RequestBody::default()) else {
-            return self.failed(request.uri(), Error::NotPrepared);
+        let mut copy = match builder.body(RequestBody::default()) {
+            Ok(copy) => copy,
+            Err(error) => {
+                let error = wasmtime::format_err!("failed to copy the request's head: {error}");
+                return self.failed(request.uri(), Error::Host(error));
+            }
         };
         if let Some(served_on) = request.extensions().get::<crate::server::ServedOn>() {
             copy.extensions_mut().insert(*served_on);
