@@ -465,3 +465,52 @@ async fn dev_mode_rebuilds_on_an_edit_and_the_open_tab_reloads_itself() {
     browser.close().await;
     assert!(server.printed("the build failed; still serving the last good build"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_dev_mode_a_cached_compressed_page_reloads_itself_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(APP_COMPONENT, &app).unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), site_config("app.wasm")).unwrap();
+    let server = Server::start(
+        SWITCHYARD,
+        &["dev", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    let browser = Browser::start().await;
+    let page = url(server.address, "/cached");
+    browser.client.goto(&page).await.unwrap();
+    // Loaded again, it comes from the cache, compressed for the browser.
+    browser.client.goto(&page).await.unwrap();
+    let before = browser.text("#rendered").await;
+    let hit = switchyard_tests::request(
+        server.address,
+        "GET",
+        "/cached",
+        &[("accept", "text/html"), ("accept-encoding", "gzip, br")],
+        b"",
+    );
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert!(hit.header("content-encoding").is_some());
+
+    // A new build lands: the open tab, a cache hit, reloads by itself, and
+    // the emptied cache renders the page anew.
+    let staged = dir.path().join("app.wasm.new");
+    std::fs::copy(APP_COMPONENT, &staged).unwrap();
+    std::fs::rename(&staged, &app).unwrap();
+    let started = Instant::now();
+    loop {
+        let now = browser.text("#rendered").await;
+        if now != before {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the cached page never reloaded: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(browser.path().await, "/cached", "the same tab, reloaded");
+    browser.close().await;
+}
