@@ -332,6 +332,7 @@ async fn serve_connections<S, B>(
             served,
             activity,
             settings.idle_timeout,
+            settings.write_timeout,
             draining.clone(),
             permit,
         ));

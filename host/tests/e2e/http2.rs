@@ -165,3 +165,44 @@ fn idle_connections_of_either_protocol_are_closed_and_free_their_slot() {
         "the idle connections kept their slots",
     );
 }
+
+#[test]
+fn a_stream_its_client_takes_nothing_of_is_cut_and_frees_its_slot() {
+    let (server, _dir) =
+        fixtures("[server]\nwrite_timeout = \"1s\"\n[limits]\nmax_concurrent_requests = 1\n");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let address = server.address;
+    runtime.block_on(async {
+        // A client that opens its window to nothing and answers pings: its
+        // connection moves (pings, settings), its stream never does.
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (client, connection) = h2::client::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let (response, _) = client
+            .send_request(get_request("/huge?mb=4"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        // The guest is blocked on the stream, in the only slot.
+        let refused = switchyard_tests::get(address, "/");
+        assert_eq!(refused.status, 503);
+        // Past the write timeout, the stream is cut and the slot is back.
+        tokio::task::spawn_blocking(move || {
+            wait_for_status(
+                address,
+                "/",
+                200,
+                Duration::from_secs(10),
+                "a stalled stream kept its slot",
+            )
+        })
+        .await
+        .unwrap();
+        drop(response);
+    });
+}
