@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,149 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// `bytes`, then the frames of `rest`: a body read in part, handed on.
+pub(crate) fn prefixed(bytes: Vec<u8>, rest: Body) -> Body {
+    let frames = if bytes.is_empty() {
+        VecDeque::new()
+    } else {
+        VecDeque::from([Frame::data(Bytes::from(bytes))])
+    };
+    ReadAhead {
+        frames,
+        rest: Some(rest),
+    }
+    .boxed_unsync()
+}
+
+/// A body of `bytes` that then fails, as the one it stands for did.
+pub(crate) fn failed_after(bytes: Vec<u8>) -> Body {
+    let failure = BodyError::InternalError(Some("the response body failed".to_string()));
+    prefixed(bytes, FailWith(Some(failure)).boxed_unsync())
+}
+
+/// A body whose only frame is this error.
+struct FailWith(Option<BodyError>);
+
+impl http_body::Body for FailWith {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Poll::Ready(self.0.take().map(Err))
+    }
+}
+
+/// The frames of a guest's response that were ready before its head went
+/// out (read ahead to see whether it failed first: see
+/// [`read_ahead`]), then the rest of it.
+struct ReadAhead {
+    frames: VecDeque<Frame<Bytes>>,
+    /// `None` once it ended.
+    rest: Option<Body>,
+}
+
+impl http_body::Body for ReadAhead {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(frame) = self.frames.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let ahead: u64 = self
+            .frames
+            .iter()
+            .filter_map(|frame| frame.data_ref().map(|data| data.len() as u64))
+            .sum();
+        let rest = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |rest| rest.size_hint());
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + ahead);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
+    }
+}
+
+/// The most of a guest's response read ahead of its head.
+const READ_AHEAD: usize = 64 << 10;
+
+/// Read what `body` has ready (up to [`READ_AHEAD`] bytes, or until the
+/// guest is still at work), to see whether it failed before anything went
+/// out: `Err` is its failure, which the client should get as the server's
+/// error page rather than a connection closed with no answer. Else the
+/// body, the frames read replayed first.
+///
+/// Nothing runs between this and the server's first poll of the body (a
+/// connection, its guests and their bodies share one thread), so a body
+/// that is still at work here is still at work when its head goes out.
+pub(crate) async fn read_ahead(mut body: Body) -> Result<Body, BodyError> {
+    let mut frames = VecDeque::new();
+    let mut read = 0;
+    let ended = loop {
+        let next =
+            std::future::poll_fn(
+                |cx| match http_body::Body::poll_frame(Pin::new(&mut body), cx) {
+                    Poll::Pending => Poll::Ready(None),
+                    Poll::Ready(frame) => Poll::Ready(Some(frame)),
+                },
+            )
+            .await;
+        match next {
+            None => break false,
+            Some(None) => break true,
+            // A body longer or shorter than its head says is framing, the
+            // host's: the head goes out with what the guest wrote (as
+            // `wasmtime serve` sends it), and the error after it.
+            Some(Some(Err(
+                error @ (BodyError::HttpResponseBodySize(_) | BodyError::HttpProtocolError),
+            ))) => {
+                return Ok(ReadAhead {
+                    frames,
+                    rest: Some(FailWith(Some(error)).boxed_unsync()),
+                }
+                .boxed_unsync());
+            }
+            Some(Some(Err(error))) => return Err(error),
+            Some(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                frames.push_back(frame);
+                if read >= READ_AHEAD {
+                    break false;
+                }
+            }
+        }
+    };
+    if frames.is_empty() && !ended {
+        return Ok(body);
+    }
+    Ok(ReadAhead {
+        frames,
+        rest: (!ended).then_some(body),
+    }
+    .boxed_unsync())
 }
 
 /// A guest's response body. wasmtime-wasi-http ends a body cleanly when

@@ -27,7 +27,7 @@
 
 mod directives;
 
-use crate::body::{Body, BodyError, announced_length, full};
+use crate::body::{Body, announced_length, failed_after, full, prefixed};
 use crate::encoding::{Encoded, Reusable};
 use bytes::Bytes;
 use directives::Directives;
@@ -37,10 +37,9 @@ use http_body_util::BodyExt;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tower::{Service, ServiceExt};
@@ -349,7 +348,7 @@ impl ResponseCache {
                 collected.extend_from_slice(data);
                 if collected.len() > limit {
                     // Too large to keep: answer with what came and the rest.
-                    let rest = Prefixed::new(collected, body).boxed_unsync();
+                    let rest = prefixed(collected, body);
                     return Stored::No(Response::from_parts(head, rest));
                 }
             }
@@ -522,7 +521,7 @@ async fn collect_failure(response: Response<Body>) -> Result<Failure, Response<B
         if let Some(data) = frame.data_ref() {
             collected.extend_from_slice(data);
             if collected.len() > MAX_FAILURE {
-                let rest = Prefixed::new(collected, body).boxed_unsync();
+                let rest = prefixed(collected, body);
                 return Err(Response::from_parts(head, rest));
             }
         }
@@ -604,64 +603,6 @@ fn mark(mut response: Response<Body>, what: &'static str) -> Response<Body> {
         .headers_mut()
         .insert("x-cache", HeaderValue::from_static(what));
     response
-}
-
-/// A body of `bytes` that then fails, as the one it stands for did.
-fn failed_after(bytes: Vec<u8>) -> Body {
-    Prefixed::new(bytes, Failed(true)).boxed_unsync()
-}
-
-/// `prefix`, then the frames of `rest`: a body read in part, handed on.
-struct Prefixed<B> {
-    prefix: Option<Bytes>,
-    rest: B,
-}
-
-impl<B> Prefixed<B> {
-    fn new(prefix: Vec<u8>, rest: B) -> Self {
-        Self {
-            prefix: Some(Bytes::from(prefix)),
-            rest,
-        }
-    }
-}
-
-impl<B> http_body::Body for Prefixed<B>
-where
-    B: http_body::Body<Data = Bytes, Error = BodyError> + Unpin,
-{
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if let Some(prefix) = self.prefix.take() {
-            return Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-}
-
-/// A body whose only frame is an error.
-struct Failed(bool);
-
-impl http_body::Body for Failed {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let first = std::mem::replace(&mut self.0, false);
-        Poll::Ready(first.then(|| {
-            Err(BodyError::InternalError(Some(
-                "the response body failed".to_string(),
-            )))
-        }))
-    }
 }
 
 #[cfg(test)]

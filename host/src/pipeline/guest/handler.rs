@@ -4,7 +4,7 @@
 //! the request timeout.
 
 use super::admission::Admitted;
-use crate::body::{Body, BodyError, BoxError, GuestBody, announced_length};
+use crate::body::{Body, BodyError, BoxError, GuestBody, announced_length, read_ahead};
 use crate::build::HttpExport;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
@@ -80,9 +80,24 @@ where
     if too_large.load(Ordering::Relaxed) {
         return Err(Error::PayloadTooLarge(max_body));
     }
+    // A guest that failed before any of its answer went out (a trap right
+    // after its head, a body shorter than it said) gets the error page, not
+    // a connection closed with no answer at all.
+    let (head, body) = answer?.into_parts();
+    let body = match read_ahead(body).await {
+        Ok(body) => body,
+        Err(_) if too_large.load(Ordering::Relaxed) => {
+            return Err(Error::PayloadTooLarge(max_body));
+        }
+        Err(error) => {
+            return Err(Error::Guest(format_err!(
+                "the app failed before its response went out: {error}"
+            )));
+        }
+    };
     // Cut off later, the guest may have taken the cut for the end: the
     // body fails then (`GuestBody::failed_if_too_large`).
-    answer
+    Ok(Response::from_parts(head, body))
 }
 
 /// `body`, failing past `max` bytes; `too_large` is set then, so the server
