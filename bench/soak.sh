@@ -6,7 +6,8 @@
 # Good load: wrk on the fixtures' `/` page. Bad load, at the same time:
 # guests that trap, loop past the timeout and eat memory; clients that send
 # nothing, trickle headers, stop reading a large response, or hang up
-# mid-request.
+# mid-request; HTTP/2 clients that answer pings and send nothing, and ones
+# that leave their streams' window at zero on a large response.
 #
 # Knobs: DURATION (seconds, 30), SWITCHYARD (target/release/switchyard).
 set -euo pipefail
@@ -68,6 +69,56 @@ slow_clients() {
     done
     wait
 }
+# HTTP/2 clients by hand (prior knowledge, no TLS): COUNT at a time, each
+# answering SETTINGS and PING and nothing else; with `zero`, the window of
+# its streams is 0 and it asks for a large response it never takes.
+h2_clients() { # MODE COUNT
+    python3 - "$host" "$port" "$end" "$1" "$2" <<'PY2'
+import socket, struct, sys, threading, time
+host, port, end, mode, count = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+deadline = time.monotonic() + max(0.0, end - time.time())
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+def client():
+    while time.monotonic() < deadline:
+        try:
+            s = socket.create_connection((host, port), timeout=2)
+            settings = struct.pack(">HI", 4, 0) if mode == "zero" else b""
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, settings))
+            if mode == "zero":
+                path = b"/huge?mb=8"
+                block = b"\x82\x86" + b"\x44" + bytes([len(path)]) + path + b"\x41\x01x"
+                s.sendall(frame(1, 0x5, 1, block))
+            s.settimeout(1)
+            while time.monotonic() < deadline:
+                try:
+                    head = s.recv(9, socket.MSG_WAITALL)
+                except socket.timeout:
+                    continue
+                if len(head) < 9:
+                    break
+                length = int.from_bytes(head[:3], "big")
+                kind, flags = head[3], head[4]
+                payload = s.recv(length, socket.MSG_WAITALL) if length else b""
+                if kind == 4 and not flags & 1:
+                    s.sendall(frame(4, 1, 0))
+                elif kind == 6 and not flags & 1:
+                    s.sendall(frame(6, 1, 0, payload))
+                elif kind == 7:
+                    break
+            s.close()
+        except OSError:
+            time.sleep(0.2)
+
+threads = [threading.Thread(target=client) for _ in range(count)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+PY2
+}
 peak=$before
 watch_rss() {
     while [ $SECONDS -lt $end ]; do
@@ -78,6 +129,8 @@ watch_rss() {
 }
 bad & pids+=($!)
 slow_clients & pids+=($!)
+h2_clients idle 16 & pids+=($!)
+h2_clients zero 8 & pids+=($!)
 watch_rss & pids+=($!)
 wrk -t1 -c8 -d"${DURATION}s" --latency "http://$address/" >"$work/wrk.txt"
 wait "${pids[@]:1}" 2>/dev/null || true

@@ -632,6 +632,21 @@ fn a_small_form_post_is_echoed_by_every_kind() {
             "{name}"
         );
     }
+    // wstd's own example echo: the request's body as the response, nothing
+    // else (its content-length is the request's, carried by wstd).
+    let (server, _dir) = serve(WSTD_PROXY_COMPONENT, "");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let echoed = request(
+        server.address,
+        "POST",
+        "/echo-bare",
+        &form,
+        b"hello=world&abc=xyz",
+    );
+    assert_eq!(
+        (echoed.status, echoed.text().as_str()),
+        (200, "hello=world&abc=xyz")
+    );
 }
 
 /// A guest that traps right after its head never leaves its client with a

@@ -9,6 +9,7 @@
 //! | `/` | `hello from wstd-proxy` |
 //! | `/headers` | method, path-with-query, scheme, authority, then each header, one `name: value` a line |
 //! | `/echo` | the request body, streamed back with its `content-type` |
+//! | `/echo-bare` | (this component only) the request body as the response, nothing else: `wstd`'s own example echo |
 //! | `/stream?n=5&ms=100` | `n` chunks `chunk i`, `ms` apart, each written as it comes |
 //! | `/slow?ms=0` | `slept M ms` after sleeping |
 //! | `/trap` | a panic before the response |
@@ -51,6 +52,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         "/" => text(200, format!("hello from {KIND}")),
         "/headers" => text(200, describe(&request)),
         "/echo" => echo(request),
+        "/echo-bare" => {
+            // As wstd 0.6.8's `examples/http_server.rs` echoes.
+            let (_parts, body) = request.into_parts();
+            Ok(Response::new(body))
+        }
         "/stream" => chunks(number("n", 5), number("ms", 100)),
         "/slow" => {
             let ms = number("ms", 0);
