@@ -24,6 +24,24 @@ fn renders(server: &Server) -> usize {
     server.output().matches("rendered /cached").count()
 }
 
+/// Ask for `path` until the background refresh has landed: a fresh hit
+/// whose body is not `old`'s (within 10 s).
+fn until_refreshed(server: &Server, path: &str, old: &Response) -> Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = get(server.address, path);
+        if cache_of(&next) == "HIT" && next.body != old.body {
+            return next;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refreshed: {}",
+            cache_of(&next)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn percent(text: &str) -> String {
     text.replace(' ', "%20")
         .replace(',', "%2C")
@@ -63,15 +81,7 @@ fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     assert_eq!(cache_of(&stale), "STALE");
     assert_eq!(stale.body, first.body, "the stale entry at once");
     // The background render lands: the next answer is fresh and new.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let next = get(server.address, &path);
-        if cache_of(&next) == "HIT" && next.body != first.body {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never refreshed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_refreshed(&server, &path, &first);
     assert_eq!(renders(&server), 2, "one background render");
 }
 
@@ -373,19 +383,7 @@ fn a_refresh_that_may_not_be_stored_lets_the_next_stale_hit_try_again() {
     // It is public again: the next stale hit refreshes it for real.
     std::fs::remove_file(flags.path().join("private")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let next = get(server.address, &path);
-        if cache_of(&next) == "HIT" && next.body != first.body {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never refreshed again: {}",
-            cache_of(&next)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_refreshed(&server, &path, &first);
 }
 
 #[test]
@@ -457,14 +455,6 @@ fn a_background_refresh_carries_no_cookie() {
         b"",
     );
     assert_eq!(cache_of(&stale), "STALE");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let next = get(server.address, &path);
-        if cache_of(&next) == "HIT" && next.body != first.body {
-            assert!(!next.text().contains("secret"), "{}", next.text());
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never refreshed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let next = until_refreshed(&server, &path, &first);
+    assert!(!next.text().contains("secret"), "{}", next.text());
 }

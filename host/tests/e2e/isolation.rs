@@ -4,7 +4,7 @@
 //! time.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use switchyard_tests::client::{chunked, try_request, wait_for_status};
 use switchyard_tests::{APP_COMPONENT, FIXTURES_COMPONENT, Server, config_dir, get, request};
@@ -477,50 +477,45 @@ fn half_an_http2_preface_is_cut_off_like_a_slow_header() {
     assert_eq!(get(server.address, "/").status, 200);
 }
 
-#[test]
-fn connections_past_max_connections_are_refused() {
-    let (server, _dir) = fixtures("[server]\nmax_connections = 2\n");
+/// Open two idle connections to `address`, then check that a third is
+/// closed unanswered; the two are returned, holding their slots.
+fn two_held_and_a_third_refused(address: SocketAddr, what: &str) -> Vec<TcpStream> {
     let idle: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(server.address).unwrap())
+        .map(|_| TcpStream::connect(address).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let mut third = TcpStream::connect(server.address).unwrap();
+    let mut third = TcpStream::connect(address).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let _ = third.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     let mut answer = Vec::new();
     let _ = third.read_to_end(&mut answer);
-    assert!(answer.is_empty(), "the third connection was served");
+    assert!(answer.is_empty(), "{what}");
+    idle
+}
+
+#[test]
+fn connections_past_max_connections_are_refused() {
+    let (server, _dir) = fixtures("[server]\nmax_connections = 2\n");
+    let idle = two_held_and_a_third_refused(server.address, "the third connection was served");
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while try_request(server.address, "GET", "/", &[], b"")
-        .map(|r| r.status)
-        .ok()
-        != Some(200)
-    {
-        assert!(Instant::now() < deadline, "capacity did not come back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let within = Duration::from_secs(10);
+    wait_for_status(
+        server.address,
+        "/",
+        200,
+        within,
+        "capacity did not come back",
+    );
 }
 
 #[test]
 fn one_client_address_gets_at_most_its_share_of_connections() {
     let (server, _dir) = fixtures("[server]\nmax_connections_per_ip = 2\n");
-    let idle: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(server.address).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut third = TcpStream::connect(server.address).unwrap();
-    third
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let _ = third.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
-    let mut answer = Vec::new();
-    let _ = third.read_to_end(&mut answer);
-    assert!(
-        answer.is_empty(),
-        "a third connection from one address was served"
+    let idle = two_held_and_a_third_refused(
+        server.address,
+        "a third connection from one address was served",
     );
     // Another address (127.0.0.2 is loopback too) is served meanwhile.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -543,18 +538,14 @@ fn one_client_address_gets_at_most_its_share_of_connections() {
         String::from_utf8_lossy(&other)
     );
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while try_request(server.address, "GET", "/", &[], b"")
-        .map(|r| r.status)
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the address's share did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let within = Duration::from_secs(10);
+    wait_for_status(
+        server.address,
+        "/",
+        200,
+        within,
+        "the address's share did not come back",
+    );
 }
 
 #[test]
