@@ -186,7 +186,7 @@ impl ResponseCache {
             // pass"), though what it answers now may be stored.
             let response = inner.call(as_get(&parts)).await;
             return match self.store(&parts, &url, response).await {
-                Stored::Entry(entry) => respond(&entry, "MISS"),
+                Stored::Entry(entry, _) => respond(&entry, "MISS"),
                 Stored::No(response) => mark(response, "MISS"),
             };
         }
@@ -285,9 +285,8 @@ impl ResponseCache {
             };
         }
         match self.store(parts, url, response).await {
-            Stored::Entry(entry) => {
-                let stored = Arc::from(key_with(url, &entry.vary, &parts.headers));
-                flight.finish(Outcome::Stored(entry.clone(), stored));
+            Stored::Entry(entry, key) => {
+                flight.finish(Outcome::Stored(entry.clone(), Arc::from(key)));
                 respond(&entry, "MISS")
             }
             Stored::No(response) => {
@@ -323,7 +322,7 @@ impl ResponseCache {
             // the stale one serves on (stale-if-error until it is too old)
             // and the next stale hit tries again.
             let replaced = !response.status().is_server_error()
-                && matches!(cache.store(&parts, &url, response).await, Stored::Entry(_));
+                && matches!(cache.store(&parts, &url, response).await, Stored::Entry(..));
             if !replaced {
                 entry.refreshing.store(false, Ordering::Release);
             }
@@ -391,10 +390,10 @@ impl ResponseCache {
         });
         self.vary.insert(url.to_string(), vary);
         self.uncacheable.invalidate(url);
-        self.entries.insert(key, entry.clone());
+        self.entries.insert(key.clone(), entry.clone());
         // Evict now (stores are misses, so rare): the bound holds at once.
         self.entries.run_pending_tasks();
-        Stored::Entry(entry)
+        Stored::Entry(entry, key)
     }
 
     /// What `Cache-Control` says, the freshness lifetime and the `Vary`
@@ -570,7 +569,8 @@ impl Drop for Flight<'_> {
 }
 
 enum Stored {
-    Entry(Arc<Entry>),
+    /// Stored, under this key.
+    Entry(Arc<Entry>, String),
     No(Response<Body>),
 }
 
