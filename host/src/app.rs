@@ -4,16 +4,17 @@
 //! pipeline ([`pipeline`](crate::pipeline)).
 
 use crate::body::Body;
+use crate::build::AppShared;
 use crate::build::{Build, Current, Options, Resolved};
 use crate::config::Config;
 use crate::dev::{self, Dev};
+use crate::metrics::Metrics;
 use crate::pipeline::RequestHandler;
 use crate::pipeline::error::Error;
 use crate::routing::Pairs;
 use crate::server::ServerSettings;
 use crate::wasm::component;
 use crate::wasm::kind::AppKind;
-use crate::wasm::outgoing::OwnAddresses;
 use http::{Request, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,8 +32,10 @@ struct Inner {
     options: Options,
     /// The build in use, once prepared.
     current: Arc<Current>,
-    /// The addresses the app is served on, for the `self` grant.
-    own: OwnAddresses,
+    /// What its builds share: its own addresses, its metrics.
+    shared: AppShared,
+    /// Set on the first SIGTERM (`begin_shutdown`): `/readyz` says 503.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Dev mode's state, in dev mode.
     dev: Option<Arc<Dev>>,
     handler: RequestHandler,
@@ -66,13 +69,13 @@ impl App {
         let inner = &self.inner;
         match &inner.dev {
             Some(dev) => {
-                dev.prepare(&inner.options, &inner.current, &inner.own)
+                dev.prepare(&inner.options, &inner.current, &inner.shared)
                     .await
             }
             None => {
                 let resolved = Resolved::from_options(&inner.options)?;
                 dev::check(&resolved)?;
-                let build = Build::new(resolved, inner.own.clone()).await?;
+                let build = Build::new(resolved, &inner.shared).await?;
                 inner.current.swap_in(build);
                 Ok(())
             }
@@ -154,7 +157,36 @@ impl App {
     /// How to serve it with [`server::serve`](crate::server::serve): the
     /// config's `[server]` and `[limits]` (after `prepare`).
     pub fn server_settings(&self) -> Option<ServerSettings> {
-        self.with_build(|build| ServerSettings::from_config(&build.resolved.config))
+        self.with_build(|build| {
+            ServerSettings::from_config(&build.resolved.config)
+                .with_metrics(Some(self.inner.shared.metrics.clone()))
+        })
+    }
+
+    /// The app's metrics: every request, guest instance, cache lookup and
+    /// compile of its builds, and the connections of a server given its
+    /// [`server_settings`](Self::server_settings).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.shared.metrics
+    }
+
+    /// Whether it should get requests: prepared, and not shutting down
+    /// (what `/readyz` answers).
+    pub fn is_ready(&self) -> bool {
+        self.inner.current.with(|_| ()).is_some()
+            && !self
+                .inner
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shutdown has begun (the first SIGTERM): from now on
+    /// [`is_ready`](Self::is_ready) is `false`, so that load balancers stop
+    /// sending requests while those in flight drain.
+    pub fn begin_shutdown(&self) {
+        self.inner
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The app's page patterns, as its renderer lists them (after `prepare`).
@@ -246,6 +278,21 @@ impl AppBuilder {
         self
     }
 
+    /// The configuration `prepare` will use: the config file (or `conf`),
+    /// with the [`server_overrides`](Self::server_overrides) over it; an
+    /// error names the file, the key and the reason.
+    pub fn load_config(&self) -> Result<Config> {
+        Ok(Resolved::from_options(&self.options)?.config)
+    }
+
+    /// `[server]` keys that override the config file's, as the
+    /// `SWITCHYARD_SERVER_*` environment variables give them
+    /// ([`config::server_overrides`](crate::config::server_overrides)).
+    pub fn server_overrides(mut self, overrides: Vec<crate::config::ServerOverride>) -> Self {
+        self.options.server_overrides = overrides;
+        self
+    }
+
     /// `quiet`: do not log request errors.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.options.quiet = quiet;
@@ -275,11 +322,11 @@ impl AppBuilder {
     /// The app, ready to `prepare`.
     pub fn build(self) -> App {
         let current = Arc::new(Current::default());
-        let own = OwnAddresses::default();
+        let shared = AppShared::default();
         let dev = self.options.dev.then(Dev::new);
         let handler = RequestHandler::new(
             current.clone(),
-            own.clone(),
+            shared.own.clone(),
             dev.clone(),
             self.options.quiet,
         );
@@ -287,7 +334,8 @@ impl AppBuilder {
             inner: Arc::new(Inner {
                 options: self.options,
                 current,
-                own,
+                shared,
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
                 dev,
                 handler,
             }),

@@ -37,6 +37,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod app;
 pub mod body;
 mod build;
@@ -45,6 +46,7 @@ mod dev;
 mod encoding;
 mod layer;
 mod log_text;
+pub mod metrics;
 mod pipeline;
 mod response_cache;
 pub mod routing;

@@ -16,8 +16,9 @@ pub(crate) use resolved::Resolved;
 pub(crate) use settings::RequestSettings;
 
 use crate::config::ConfigError;
+use crate::metrics::Metrics;
 use crate::response_cache::{CacheSettings, ResponseCache};
-use crate::routing::RouteTable;
+use crate::routing::{RouteLabels, RouteTable};
 use crate::static_files::PublicDir;
 use crate::wasm::bindings::AppPre;
 use crate::wasm::component;
@@ -93,7 +94,20 @@ pub(crate) struct Build {
     pub(crate) idle_handlers: Pool<Proxy>,
     /// The app's page patterns, as its renderer lists them.
     pub(crate) pages: Vec<String>,
+    /// The `http.route` of each request.
+    pub(crate) route_labels: RouteLabels,
+    /// The app's metrics (shared by its builds).
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) resolved: Resolved,
+}
+
+/// What every build of one app shares.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AppShared {
+    /// The addresses the app is served on, for the `self` grant.
+    pub(crate) own: OwnAddresses,
+    /// The app's metrics.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Build {
@@ -103,9 +117,9 @@ impl Build {
     }
 
     /// Compile (or load from the cache), link and pre-instantiate the app,
-    /// and check the routes against its pages. `own` are the addresses the
-    /// app is served on, for the `self` grant.
-    pub(crate) async fn new(resolved: Resolved, own: OwnAddresses) -> Result<Self> {
+    /// and check the routes against its pages. `shared` is what every
+    /// build of the app shares.
+    pub(crate) async fn new(resolved: Resolved, shared: &AppShared) -> Result<Self> {
         let config = &resolved.config;
         let routes = RouteTable::new(&config.routes, &config.redirects).map_err(|error| {
             ConfigError::invalid(&resolved.config_path(), &error.key, error.reason)
@@ -133,7 +147,8 @@ impl Build {
         let linker = engine::linker(&engine, kind)?;
         let cache = resolved.cache_dir.as_deref();
         let app_name = format!("`{}`", resolved.app.display());
-        let component = component::compile(&engine, &app_bytes, &app_name, cache)?;
+        let metrics = &shared.metrics;
+        let component = component::compile(&engine, &app_bytes, &app_name, cache, metrics)?;
         let instance_pre = engine::link(&linker, &component, &app_name)?;
         let renderer = match kind {
             AppKind::Switchyard => Some(AppPre::new(instance_pre.clone()).with_context(|| {
@@ -143,7 +158,7 @@ impl Build {
             })?),
             AppKind::Proxy | AppKind::P3Handler => None,
         };
-        let store = store_settings(&resolved, own)?;
+        let store = store_settings(&resolved, shared.own.clone())?;
         let http = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
                 format!(
@@ -159,6 +174,7 @@ impl Build {
                     timeout: limits.request_timeout,
                     max_uses: performance.instance_reuse as usize,
                     max_concurrent: performance.instance_concurrency as usize,
+                    metrics: shared.metrics.clone(),
                 },
             ))
         } else if resolved.routers.is_empty() {
@@ -171,7 +187,7 @@ impl Build {
                 "the composition of {} and {app_name}",
                 list(&resolved.routers)
             );
-            let component = component::compile(&engine, &composed, &what, cache)?;
+            let component = component::compile(&engine, &composed, &what, cache, metrics)?;
             let instance_pre = engine::link(&linker, &component, &what)?;
             HttpExport::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{what} does not export `wasi:http/incoming-handler@0.2.x`")
@@ -211,9 +227,15 @@ impl Build {
             idle_renderers: Pool::new(config.performance.instance_reuse),
             idle_handlers: Pool::new(config.performance.instance_reuse),
             pages: Vec::new(),
+            route_labels: RouteLabels::default(),
+            metrics: shared.metrics.clone(),
             resolved,
         };
         build.pages = build.list_pages().await?;
+        let config = &build.resolved.config;
+        let patterns = (config.redirects.iter().map(|r| r.source.as_str()))
+            .chain(config.routes.iter().map(|r| r.path.as_str()));
+        build.route_labels = RouteLabels::new(patterns, &build.pages);
         build.check_route_pages()?;
         check_memory_budget(&build.resolved)?;
         Ok(build)

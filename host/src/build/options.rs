@@ -20,4 +20,6 @@ pub(crate) struct Options {
     pub(crate) build: Option<String>,
     /// Dev mode's watched source globs, over the config's `[dev] watch`.
     pub(crate) watch: Vec<String>,
+    /// `[server]` keys from the environment, over the config file's.
+    pub(crate) server_overrides: Vec<crate::config::ServerOverride>,
 }

@@ -34,12 +34,19 @@ impl Resolved {
     /// `dir/build/app.wasm`.
     pub(crate) fn from_options(options: &Options) -> Result<Self, ConfigError> {
         let dir = &options.dir;
+        let overrides = &options.server_overrides;
         let default_file = dir.join(CONFIG_FILE);
         let (config, config_file) = match (&options.conf, &options.config_file) {
             (Some(config), file) => (config.clone(), file.clone()),
-            (None, Some(file)) => (Config::load(file)?, Some(file.clone())),
-            (None, None) if default_file.exists() => {
-                (Config::load(&default_file)?, Some(default_file))
+            (None, Some(file)) => (Config::load_with(file, overrides)?, Some(file.clone())),
+            (None, None) if default_file.exists() => (
+                Config::load_with(&default_file, overrides)?,
+                Some(default_file),
+            ),
+            (None, None) if !overrides.is_empty() => {
+                let mut config = Config::parse_with("", &default_file, overrides)?;
+                config.base_dir = dir.clone();
+                (config, None)
             }
             (None, None) => (
                 Config {

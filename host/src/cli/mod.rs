@@ -15,6 +15,20 @@ use switchyard::App;
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// How log lines (the access log among them) are written: `text`, or
+    /// `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SWITCHYARD_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line of text each.
+    Text,
+    /// One JSON object a line, with each field of the event (an access
+    /// log line's method, path, route, status, bytes and duration).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,7 +66,7 @@ pub(crate) struct AppArgs {
     /// `build/app.wasm`].
     pub(crate) app: Option<PathBuf>,
     /// The config file [default: `switchyard.toml` if present].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// A router component in front of the app's default handler; repeat
     /// for a chain, outermost first [default: the config's `router`].

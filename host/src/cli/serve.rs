@@ -1,8 +1,16 @@
-//! `switchyard serve`: prepare the app, listen, serve until SIGINT/SIGTERM.
+//! `switchyard serve`: start the admin listener (if asked), prepare the
+//! app, listen (over TLS if asked), serve until SIGINT/SIGTERM, then turn
+//! `/readyz` to 503 while the requests in flight drain.
 
 use super::AppArgs;
 use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchyard::App;
+use switchyard::admin::Admin;
+use switchyard::server::{self, ServerSettings, Tls};
+use tokio::sync::oneshot;
 use wasmtime::{Result, bail};
 
 #[derive(Debug, Args)]
@@ -11,8 +19,30 @@ pub(crate) struct ServeCommand {
     app: AppArgs,
     /// Where to listen, `HOST:PORT` [default: the config's `[server]`,
     /// else `localhost:3000`]. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "SWITCHYARD_LISTEN")]
     listen: Option<String>,
+    /// Where the admin listener (`/metrics`, `/healthz`, `/readyz`)
+    /// listens, `HOST:PORT` [default: the config's `[admin] listen`, else
+    /// none]. Keep it off the public address.
+    #[arg(long, value_name = "ADDR", env = "SWITCHYARD_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM) [default: the
+    /// config's `[server.tls] cert`]; needs `--tls-key`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SWITCHYARD_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SWITCHYARD_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Dev mode: error responses show the error.
     #[arg(long)]
     dev: bool,
@@ -48,7 +78,11 @@ impl ServeCommand {
         if (self.build.is_some() || !self.watch.is_empty()) && !self.dev {
             bail!("`--build` and `--watch` are for dev mode: use `switchyard dev` or `--dev`");
         }
-        let mut builder = self.app.builder().dev(self.dev).quiet(self.quiet);
+        let overrides = switchyard::config::server_overrides(std::env::vars());
+        let mut builder = (self.app.builder())
+            .dev(self.dev)
+            .quiet(self.quiet)
+            .server_overrides(overrides);
         if let Some(build) = &self.build {
             builder = builder.build_command(build);
         }
@@ -59,24 +93,95 @@ impl ServeCommand {
             let (hostname, port) = parse_listen(listen)?;
             builder = builder.hostname(hostname).port(port);
         }
+        let config = builder.load_config()?;
         let app = builder.build();
         let handle = app.request_handler();
+        // The admin listener answers while the app compiles: alive, not ready.
+        let admin = match self.admin_listen.as_ref().or(config.admin.listen.as_ref()) {
+            Some(listen) => Some(AdminListener::start(&app, listen).await?),
+            None => None,
+        };
+        let tls = match (&self.tls_cert, &self.tls_key, &config.server.tls) {
+            (Some(cert), Some(key), _) => Some(Arc::new(Tls::load(cert, key)?)),
+            (_, _, Some(files)) => Some(Arc::new(Tls::load(
+                &config.resolve(&files.cert),
+                &config.resolve(&files.key),
+            )?)),
+            _ => None,
+        };
         // Everything is compiled, linked and checked before the socket is bound.
         app.prepare().await?;
         release_freed_memory();
         let hostname = app.hostname().unwrap_or_default();
-        let listener = switchyard::server::bind(&hostname, app.port().unwrap_or_default()).await?;
+        let listener = server::bind(&hostname, app.port().unwrap_or_default()).await?;
         let port = listener.local_addr()?.port();
-        let shown = if hostname.contains(':') {
-            format!("[{hostname}]")
-        } else {
-            hostname
-        };
-        println!("> Ready on http://{shown}:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("> Ready on {scheme}://{}:{port}", shown(&hostname));
         std::io::stdout().flush()?;
-        let settings = app.server_settings().unwrap_or_default();
-        let shutdown = switchyard::server::shutdown_signal();
-        switchyard::server::serve(listener, handle, settings, shutdown).await
+        let settings = app.server_settings().unwrap_or_default().with_tls(tls);
+        let shutdown = {
+            let app = app.clone();
+            async move {
+                server::shutdown_signal().await;
+                app.begin_shutdown();
+                tracing::info!("shutting down: finishing the requests in flight");
+            }
+        };
+        let served = server::serve(listener, handle, settings, shutdown).await;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
+        served
+    }
+}
+
+/// The admin listener, serving until stopped.
+struct AdminListener {
+    stop: oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl AdminListener {
+    /// Listen on `listen` and serve `app`'s admin endpoints; prints `> Admin
+    /// on http://HOST:PORT`.
+    async fn start(app: &App, listen: &str) -> Result<Self> {
+        let (hostname, port) = parse_listen(listen)
+            .map_err(|error| wasmtime::format_err!("admin listener: {error}"))?;
+        let listener = server::bind(&hostname, port).await?;
+        let port = listener.local_addr()?.port();
+        println!("> Admin on http://{}:{port}", shown(&hostname));
+        std::io::stdout().flush()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = ServerSettings::default()
+            .with_workers(1)
+            .with_max_connections(64);
+        let served = tokio::spawn(server::serve(
+            listener,
+            Admin::new(app.clone()),
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self { stop, served })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.served.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!("admin listener: {error:#}"),
+            Err(error) => tracing::warn!("admin listener: {error}"),
+        }
+    }
+}
+
+/// A host name as it goes in a URL.
+fn shown(hostname: &str) -> String {
+    if hostname.contains(':') {
+        format!("[{hostname}]")
+    } else {
+        hostname.to_string()
     }
 }
 

@@ -14,12 +14,17 @@
 //! Every key is checked while parsing (`deny_unknown_fields`, typed sizes and
 //! durations), and every error names the file, the key and the reason.
 
+mod env;
 mod human;
 mod sections;
 
+pub use env::{ServerOverride, server_overrides};
+
 pub use crate::routing::{RedirectConfig, RouteConfig};
 pub(crate) use sections::machine_memory;
-pub use sections::{CacheConfig, DevConfig, Grants, Limits, Performance, ServerConfig};
+pub use sections::{
+    AdminConfig, CacheConfig, DevConfig, Grants, Limits, Performance, ServerConfig, TlsConfig,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +74,9 @@ pub struct Config {
     /// Dev mode's rebuild on change.
     #[serde(default)]
     pub dev: DevConfig,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -90,6 +98,7 @@ impl Default for Config {
             performance: Performance::default(),
             cache: CacheConfig::default(),
             dev: DevConfig::default(),
+            admin: AdminConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -139,11 +148,66 @@ impl ConfigError {
 impl Config {
     /// Read and check the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Read and check the file at `path`, with `overrides` over its
+    /// `[server]` keys ([`Config::parse_with`]).
+    pub fn load_with(path: &Path, overrides: &[ServerOverride]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, overrides)
+    }
+
+    /// Parse and check `text`, the contents of the file at `path`, with
+    /// `overrides` (from the environment) over its `[server]` keys. An
+    /// error in an override names its variable.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        overrides: &[ServerOverride],
+    ) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Self::parse(text, path);
+        }
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|error| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: String::new(),
+                reason: error.message().trim_end().to_string(),
+                location: error
+                    .span()
+                    .map(|span| location(text, span.start))
+                    .unwrap_or_default(),
+            })?;
+        let from_env = |path: &Path, key: String, reason: String| {
+            let variable = overrides
+                .iter()
+                .find(|o| {
+                    key == format!("key `server.{}`: ", o.key)
+                        || (key == "key `server`: " && reason.contains(&format!("`{}`", o.key)))
+                })
+                .map(|o| format!(" (environment variable {})", o.variable))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                reason,
+                location: variable,
+            }
+        };
+        env::apply(&mut table, overrides)
+            .map_err(|reason| from_env(path, String::new(), reason))?;
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = key_of(&e.path().to_string());
+                from_env(path, key, e.inner().message().trim_end().to_string())
+            })?;
+        config.base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        config.check(path)?;
+        Ok(config)
     }
 
     /// Parse and check `text`, the contents of the file at `path`.

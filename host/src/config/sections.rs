@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// Compress responses (gzip, brotli, zstd) for clients that accept it.
     #[serde(default = "yes")]
     pub compression: bool,
+    /// HTTPS, when set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             write_timeout: default_slow_client_timeout(),
             access_log: false,
             compression: true,
+            tls: None,
         }
     }
 }
@@ -252,6 +256,27 @@ fn default_request_timeout() -> Duration {
 
 fn default_max_memory() -> u64 {
     128 << 20
+}
+
+/// `[admin]`: the admin listener (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where it listens, `HOST:PORT` (`"127.0.0.1:9000"`); unset: no admin
+    /// listener. Keep it off the public address.
+    pub listen: Option<String>,
+}
+
+/// `[server.tls]`: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a
+/// certificate chain and its private key, PEM files relative to the config
+/// file, reloaded when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[dev]`: what `switchyard dev` does when the app's sources change.

@@ -14,9 +14,9 @@ mod watch;
 
 pub(crate) use browser::{ReloadScript, ReloadScriptLayer};
 
+use crate::build::AppShared;
 use crate::build::{Build, Current, Options, Resolved};
 use crate::config::ConfigError;
-use crate::wasm::outgoing::OwnAddresses;
 use arc_swap::ArcSwapOption;
 use command::BuildCommand;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ impl Dev {
         self: &Arc<Self>,
         options: &Options,
         current: &Arc<Current>,
-        own: &OwnAddresses,
+        shared: &AppShared,
     ) -> Result<()> {
         let resolved = Resolved::from_options(options)?;
         let command = build_command(&resolved)?;
@@ -63,13 +63,13 @@ impl Dev {
             self.build_error.store(Some(Arc::new(output)));
         }
         let watched = resolved.clone();
-        current.swap_in(Build::new(resolved, own.clone()).await?);
+        current.swap_in(Build::new(resolved, shared).await?);
         reload::watch(
             &watched,
             reload::Reloader {
                 options: options.clone(),
                 current: Arc::downgrade(current),
-                own: own.clone(),
+                shared: shared.clone(),
                 dev: Arc::downgrade(self),
             },
         )?;

@@ -4,8 +4,8 @@
 //! previous one keeps serving.
 
 use super::{Dev, watch};
+use crate::build::AppShared;
 use crate::build::{Build, Current, Options, Resolved};
-use crate::wasm::outgoing::OwnAddresses;
 use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
 use std::sync::Weak;
@@ -20,7 +20,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 pub(super) struct Reloader {
     pub(super) options: Options,
     pub(super) current: Weak<Current>,
-    pub(super) own: OwnAddresses,
+    pub(super) shared: AppShared,
     pub(super) dev: Weak<Dev>,
 }
 
@@ -58,7 +58,7 @@ impl Reloader {
         };
         let reloaded = async {
             let resolved = Resolved::from_options(&self.options)?;
-            Build::new(resolved, self.own.clone()).await
+            Build::new(resolved, &self.shared).await
         };
         match reloaded.await {
             Ok(build) => {

@@ -2,11 +2,12 @@
 //! [`ResponseCache`](crate::response_cache::ResponseCache) (unless
 //! `[cache] enabled = false`), with routing and the guest behind it. A
 //! page rendered by name (`App::render`) is cached under its page and
-//! query as well as its URL.
+//! query as well as its URL. Each lookup is counted by its result.
 
 use super::RenderTarget;
 use crate::build::Build;
 use crate::layer::layer;
+use crate::metrics::CacheResult;
 use http::Method;
 
 layer! {
@@ -15,9 +16,14 @@ layer! {
     /// `S`, behind the response cache.
     struct Cache;
     fn call(this, request) {
+        let Some(build) = Build::carried_by(&request).cloned() else {
+            return Box::pin(this.inner.call(request));
+        };
         let cacheable = request.method() == Method::GET || request.method() == Method::HEAD;
-        let cache = Build::carried_by(&request).and_then(|build| build.cache.clone());
-        let Some(cache) = cache.filter(|_| cacheable) else {
+        let Some(cache) = build.cache.clone().filter(|_| cacheable) else {
+            if build.cache.is_some() {
+                build.metrics.cache_lookup(CacheResult::Bypass);
+            }
             return Box::pin(this.inner.call(request));
         };
         let scope = match request.extensions().get::<RenderTarget>() {
@@ -30,6 +36,17 @@ layer! {
             None => String::new(),
         };
         let inner = this.inner.clone();
-        Box::pin(async move { Ok(cache.serve(request, &scope, inner).await) })
+        Box::pin(async move {
+            let response = cache.serve(request, &scope, inner).await;
+            let result = match response.headers().get("x-cache").map(|v| v.as_bytes()) {
+                Some(b"HIT") => CacheResult::Hit,
+                Some(b"STALE") => CacheResult::Stale,
+                Some(_) => CacheResult::Miss,
+                None => CacheResult::Bypass,
+            };
+            build.metrics.cache_lookup(result);
+            build.metrics.set_cache_bytes(cache.size());
+            Ok(response)
+        })
     }
 }

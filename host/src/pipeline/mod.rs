@@ -1,7 +1,8 @@
 //! One request's path through the host, as one stack of tower layers. A
 //! request walks down it once and its response walks back up:
 //!
-//! 1. [`access_log`]: one line per request, once its body is sent;
+//! 1. [`observe`]: the request's metrics, and its access log line, once
+//!    its body is sent;
 //! 2. [`compression`]: the coding the client prefers, for what is worth it;
 //! 3. dev mode's [`ReloadScriptLayer`](crate::dev::ReloadScriptLayer): its
 //!    event stream and error page, and the script in every HTML page;
@@ -16,11 +17,11 @@
 //! mixes two builds in one request. `App::render` goes through the same
 //! stack, with its page named on the request ([`RenderTarget`]).
 
-mod access_log;
 mod cache;
 mod compression;
 pub(crate) mod error;
 mod guest;
+mod observe;
 mod route;
 
 use crate::body::{Body, BoxError, RequestBody, ResponseFuture};
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use tower::{Service, ServiceBuilder};
 
 /// The stack, outermost first.
-type Stack = access_log::AccessLog<
+type Stack = observe::Observe<
     compression::Compression<crate::dev::ReloadScript<cache::Cache<route::Route>>>,
 >;
 
@@ -68,7 +69,7 @@ impl RequestHandler {
     ) -> Self {
         let is_dev = dev.is_some();
         let stack = ServiceBuilder::new()
-            .layer(access_log::AccessLogLayer(()))
+            .layer(observe::ObserveLayer(()))
             .layer(compression::CompressionLayer(()))
             .layer(ReloadScriptLayer(dev))
             .layer(cache::CacheLayer(()))

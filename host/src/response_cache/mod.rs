@@ -161,6 +161,12 @@ impl ResponseCache {
         }
     }
 
+    /// The bytes every table holds, as weighed against `max_size` (it
+    /// trails the latest changes a little).
+    pub(crate) fn size(&self) -> u64 {
+        self.entries.weighted_size() + self.vary.weighted_size() + self.uncacheable.weighted_size()
+    }
+
     /// Answer `request` (a GET or HEAD) from the cache, or from `inner`,
     /// storing what may be. `inner` may be called again later, in the
     /// background, to refresh what it answered. `scope` goes before the

@@ -21,6 +21,10 @@
 //! assert!(query.contains(&("id".into(), "hello world".into())));
 //! ```
 
+mod labels;
+
+pub use labels::RouteLabels;
+
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use std::collections::BTreeMap;

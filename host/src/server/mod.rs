@@ -21,10 +21,14 @@
 mod connection;
 mod deadline;
 mod slots;
+mod tls;
+
+pub use tls::Tls;
 
 pub(crate) use deadline::ReadDeadline;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use deadline::WriteDeadline;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -38,6 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use wasmtime::error::Context;
 use wasmtime::{Result, format_err};
 
@@ -89,6 +95,11 @@ pub struct ServerSettings {
     pub max_concurrent_streams: u32,
     /// Worker threads, each with its own runtime (default: one per core).
     pub workers: usize,
+    /// Where to count connections open and refused (`App::server_settings`
+    /// sets the app's).
+    pub metrics: Option<Arc<Metrics>>,
+    /// HTTPS with this certificate, reloaded while serving; `None`: HTTP.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for ServerSettings {
@@ -111,6 +122,8 @@ impl ServerSettings {
             write_timeout: server.write_timeout,
             max_concurrent_streams: config.limits.max_concurrent_requests.clamp(1, 256),
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            metrics: None,
+            tls: None,
         }
     }
 }
@@ -149,6 +162,10 @@ with! {
     with_max_concurrent_streams: max_concurrent_streams: u32;
     /// Set [`workers`](Self::workers).
     with_workers: workers: usize;
+    /// Set [`metrics`](Self::metrics).
+    with_metrics: metrics: Option<Arc<Metrics>>;
+    /// Set [`tls`](Self::tls).
+    with_tls: tls: Option<Arc<Tls>>;
 }
 
 /// Listen on `hostname:port` (the first address it resolves to). An address
@@ -205,8 +222,16 @@ where
             .context("failed to read the listening address")?,
     );
     let workers = settings.workers.max(1);
+    let _reloading = settings
+        .tls
+        .clone()
+        .map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let settings = Arc::new(settings);
-    let slots = Slots::new(settings.max_connections, settings.max_connections_per_ip);
+    let slots = Slots::new(
+        settings.max_connections,
+        settings.max_connections_per_ip,
+        settings.metrics.clone(),
+    );
     let mut senders = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     for worker in 0..workers {
@@ -241,7 +266,7 @@ where
             },
             () = &mut shutdown => break,
         };
-        let Some(permit) = slots.take(peer.ip()) else {
+        let Ok(permit) = slots.take(peer.ip()) else {
             // Full: refuse at once rather than queue.
             drop(stream);
             continue;
@@ -308,7 +333,7 @@ async fn serve_connections<S, B>(
     // bytes have come; until then they are `opening`, and each of those
     // tasks ends with its connection if the bytes came in time.
     let mut opening = tokio::task::JoinSet::new();
-    let serve = |stream: TcpStream, permit: Slot| {
+    let serve = |stream: Either<TcpStream, TlsStream<TcpStream>>, permit: Slot| {
         let activity = connection::Activity::new();
         let service = {
             let (service, activity) = (service.clone(), activity.clone());
@@ -350,11 +375,22 @@ async fn serve_connections<S, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let timeout = settings.header_read_timeout;
+                let tls = settings.tls.as_ref().map(|tls| tls.acceptor());
                 opening.spawn(async move {
-                    // A client that sends nothing, or half an HTTP/2
-                    // preface, is cut off like a slow HTTP/1 client.
-                    let first = tokio::time::timeout(timeout, first_bytes(&stream)).await;
-                    matches!(first, Ok(Ok(()))).then_some((stream, permit))
+                    // A client that sends nothing, half an HTTP/2 preface
+                    // or half a TLS handshake is cut off like a slow
+                    // HTTP/1 client.
+                    let opened = async {
+                        match tls {
+                            Some(acceptor) => acceptor.accept(stream).await.ok().map(Either::Right),
+                            None => {
+                                first_bytes(&stream).await.ok()?;
+                                Some(Either::Left(stream))
+                            }
+                        }
+                    };
+                    let opened = tokio::time::timeout(timeout, opened).await.ok().flatten();
+                    opened.map(|stream| (stream, permit))
                 });
             }
             Some(opened) = opening.join_next() => {
@@ -391,6 +427,15 @@ async fn serve_connections<S, B>(
         () = tokio::time::sleep(grace) => {
             tracing::warn!("requests still open after {grace:?}; closing them");
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

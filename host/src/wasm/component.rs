@@ -2,6 +2,7 @@
 //! through the compile cache when there is one.
 
 use super::compile_cache::CompileCache;
+use crate::metrics::Metrics;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::error::Context;
@@ -31,22 +32,27 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Compile `bytes` (named `what` in messages), from the cache when it can.
+/// Compile `bytes` (named `what` in messages), from the cache when it can,
+/// counting the lookup and the time compiling takes in `metrics`.
 pub(crate) fn compile(
     engine: &Engine,
     bytes: &[u8],
     what: &str,
     cache_dir: Option<&Path>,
+    metrics: &Metrics,
 ) -> Result<Component> {
     let cache = cache_dir.map(CompileCache::open).transpose()?;
     let artifact = cache.as_ref().map(|cache| cache.artifact(engine, bytes));
     if let (Some(cache), Some(artifact)) = (&cache, &artifact)
         && let Some(component) = cache.load(engine, artifact)
     {
+        metrics.compiled(None);
         return Ok(component);
     }
+    let started = std::time::Instant::now();
     let component = Component::from_binary(engine, bytes)
         .with_context(|| format!("failed to compile {what}"))?;
+    metrics.compiled(Some(started.elapsed()));
     if let (Some(cache), Some(artifact)) = (&cache, &artifact)
         && let Err(error) = cache.store(&component, artifact)
     {

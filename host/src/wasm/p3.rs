@@ -16,11 +16,12 @@
 
 use super::store::{Host, StoreSettings};
 use crate::body::{Body, BodyError};
+use crate::metrics::{InstanceEvent, Metrics};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -52,6 +53,8 @@ pub(crate) struct P3Settings {
     pub(crate) max_uses: usize,
     /// Requests one instance may serve at once (`[performance] instance_concurrency`).
     pub(crate) max_concurrent: usize,
+    /// The app's metrics, which count the instances made.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl P3Handler {
@@ -138,6 +141,7 @@ impl HandlerState for Instances {
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
         let settings = &self.settings;
+        settings.metrics.instance(InstanceEvent::Created);
         let mut store = Host::store(&settings.engine, &settings.store)?;
         let instantiate = self.pre.instantiate_async(&mut store);
         let service = tokio::time::timeout(settings.timeout, instantiate)

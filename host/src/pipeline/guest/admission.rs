@@ -15,6 +15,7 @@ impl Admitted {
     /// `limits.max_concurrent_requests` are in flight.
     pub(crate) fn new(build: Arc<Build>) -> Result<Self, Error> {
         if !build.in_flight.try_enter() {
+            build.metrics.admission_rejected();
             return Err(Error::Overloaded(build.in_flight.limit()));
         }
         Ok(Self(build))

@@ -6,6 +6,7 @@
 use super::admission::Admitted;
 use crate::body::{Body, BodyError, BoxError, GuestBody, announced_length, read_ahead};
 use crate::build::HttpExport;
+use crate::metrics::InstanceEvent;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
 use crate::wasm::p3;
@@ -144,11 +145,18 @@ async fn p2(
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let out = http.new_response_outparam(sender)?;
     let timeout = admitted.settings.timeout;
+    let metrics = admitted.metrics.clone();
     let task = tokio::spawn(async move {
         let run = tokio::time::timeout(timeout, async {
             let proxy = match reusable.instance.take() {
-                Some(proxy) => proxy,
-                None => pre.instantiate_async(&mut reusable.store).await?,
+                Some(proxy) => {
+                    metrics.instance(InstanceEvent::Reused);
+                    proxy
+                }
+                None => {
+                    metrics.instance(InstanceEvent::Created);
+                    pre.instantiate_async(&mut reusable.store).await?
+                }
             };
             proxy
                 .wasi_http_incoming_handler()

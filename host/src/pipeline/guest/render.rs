@@ -6,6 +6,7 @@
 
 use crate::body::{Body, full};
 use crate::build::Build;
+use crate::metrics::InstanceEvent;
 use crate::pipeline::error::Error;
 use crate::routing::Pairs;
 use crate::wasm::bindings::{Page, RequestInfo};
@@ -75,8 +76,14 @@ async fn call(
             .map_err(Error::Host)?;
         reusable.store.data().serving(info.method, info.path);
         let app = match reusable.instance.take() {
-            Some(app) => app,
-            None => renderer.instantiate_async(&mut reusable.store).await?,
+            Some(app) => {
+                build.metrics.instance(InstanceEvent::Reused);
+                app
+            }
+            None => {
+                build.metrics.instance(InstanceEvent::Created);
+                renderer.instantiate_async(&mut reusable.store).await?
+            }
         };
         let rendered = app
             .switchyard_server_renderer()

@@ -1,0 +1,148 @@
+//! The outermost layer: what an operator watches of each request. Once its
+//! response has been sent (or abandoned), the request is counted in the
+//! app's metrics (`http_server_request_duration_seconds` by method, status
+//! and route; `http_server_active_requests` while it runs) and, with
+//! `[server] access_log`, logged in one line: method, path, status, body
+//! bytes sent (as sent, compressed or not) and duration. The path is the
+//! one the app sees (its canonical form), escaped like every other log
+//! line; the route is a pattern the config or the app declared, never the
+//! path itself.
+
+use super::RenderTarget;
+use crate::body::{Body, BodyError, ResponseFuture};
+use crate::build::Build;
+use crate::layer::layer;
+use crate::log_text::escape_into;
+use crate::metrics::ActiveRequest;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+layer! {
+    /// Counts (and, when the build says so, logs) each request of a service.
+    pub(super) struct ObserveLayer(());
+    /// `S`, observed.
+    struct Observe;
+    fn call(this, request) {
+        let Some(build) = Build::carried_by(&request).cloned() else {
+            return Box::pin(this.inner.call(request));
+        };
+        let route = match request.extensions().get::<RenderTarget>() {
+            Some(target) => build.route_labels.page(&target.page),
+            None => build.route_labels.route(request.uri().path()),
+        };
+        let entry = Entry {
+            method: request.method().clone(),
+            path: build
+                .settings
+                .access_log
+                .then(|| request.uri().path().to_string()),
+            route,
+            started: Instant::now(),
+            _active: build.metrics.request_started(request.method()),
+            build,
+        };
+        let answer: ResponseFuture = Box::pin(this.inner.call(request));
+        Box::pin(async move { Ok(observe(entry, answer.await?)) })
+    }
+}
+
+/// What is known of the request before its response.
+struct Entry {
+    method: Method,
+    /// For the access log line, when there is one.
+    path: Option<String>,
+    route: Arc<str>,
+    started: Instant,
+    /// Held for its drop: the request counts as active until the log line is written.
+    _active: ActiveRequest,
+    build: Arc<Build>,
+}
+
+/// `response`, observed once its body is done.
+fn observe(entry: Entry, response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    response.map(|inner| {
+        Observed {
+            inner,
+            entry,
+            status,
+            sent: 0,
+            complete: false,
+        }
+        .boxed_unsync()
+    })
+}
+
+struct Observed {
+    inner: Body,
+    entry: Entry,
+    status: StatusCode,
+    sent: u64,
+    complete: bool,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+            }
+            None => self.complete = true,
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        let entry = &self.entry;
+        let elapsed = entry.started.elapsed();
+        let status = self.status.as_u16();
+        (entry.build.metrics).request_ended(&entry.method, status, entry.route.clone(), elapsed);
+        let Some(raw_path) = &entry.path else {
+            return;
+        };
+        let complete = self.complete || self.inner.is_end_stream();
+        let mut path = String::with_capacity(raw_path.len());
+        escape_into(&mut path, raw_path);
+        let milliseconds = elapsed.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "access",
+            method = %entry.method,
+            path = %path,
+            route = %entry.route,
+            status = status,
+            bytes = self.sent,
+            duration_ms = milliseconds,
+            complete = complete,
+            "{} {path} {status} {}{} {milliseconds:.1}ms",
+            entry.method,
+            self.sent,
+            if complete { "" } else { " (incomplete)" },
+        );
+    }
+}
