@@ -16,6 +16,15 @@ wasmtime_version := "48.0.8"
 # Debian's Chromium (and ChromeDriver) for the browser tests.
 chromium_version := "156.0.8078.114-1~deb12u1"
 
+# Debian's nginx, the load balancer of `just cluster` and the cluster test.
+nginx_version := "1.22.1-9+deb12u12"
+
+# deploy/'s tools: the Kubernetes manifests' validator (PyPI), and Debian's umoci and
+# jq, which deploy/image/build.sh builds the OCI image with (no container daemon).
+kubernetes_validate_version := "1.37.0"
+umoci_version := "0.4.7+ds-3+b7"
+jq_version := "1.6-2.1+deb12u1"
+
 # Build the guest components in release: build/app.wasm and build/router.wasm.
 build-guest: wasm-target
     CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app -p router
@@ -64,10 +73,16 @@ install-wasmtime:
 serve-wasmtime *ARGS: compose install-wasmtime
     wasmtime serve -Scli {{ARGS}} build/composed.wasm
 
+# target/image/switchyard.tar is for `docker load -i` or `podman load -i`; deploy/kubernetes runs it.
+# Build the OCI image of the dist host and build/app.wasm, without a container daemon.
+image: build-guest install-deploy-tools
+    cargo build --profile dist -p switchyard
+    deploy/image/build.sh target/dist/switchyard build/app.wasm public target/image
+
 # The guest SDK's unit and doc tests, then the host's unit and end-to-end tests (some
 # run the stock `wasmtime serve` and headless Chromium, installed when missing).
 # Run every test.
-test: install-wasmtime install-chromium wasm-target
+test: install-wasmtime install-chromium install-deploy-tools install-nginx wasm-target
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p app
     cargo test --workspace
 
@@ -83,6 +98,37 @@ install-chromium:
     install "chromium={{chromium_version}}" "chromium-driver={{chromium_version}}" || {
         echo "chromium {{chromium_version}} is no longer in the archive: installing its successor" >&2
         install chromium chromium-driver
+    }
+
+# As root or with sudo: the pinned version, or its successor once Debian's archive moved on.
+# Install Debian's nginx for the cluster test and `just cluster`, when missing.
+install-nginx:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    { nginx -v || /usr/sbin/nginx -v; } 2>/dev/null && exit 0
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+    install "nginx={{nginx_version}}" "nginx-common={{nginx_version}}" || {
+        echo "nginx {{nginx_version}} is no longer in the archive: installing its successor" >&2
+        install nginx nginx-common
+    }
+
+# As root or with sudo for apt: the pinned versions, or their successors once Debian's archive moved on.
+# Install deploy/'s tools when missing: kubernetes-validate (pip), umoci and jq (apt).
+install-deploy-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "$(python3 -m kubernetes_validate --version 2>/dev/null)" != "{{kubernetes_validate_version}}" ]; then
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "kubernetes-validate=={{kubernetes_validate_version}}"
+    fi
+    command -v umoci >/dev/null && command -v jq >/dev/null && exit 0
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+    install "umoci={{umoci_version}}" "jq={{jq_version}}" || {
+        echo "umoci {{umoci_version}} or jq {{jq_version}} is no longer in the archive: installing the successors" >&2
+        install umoci jq
     }
 
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).
@@ -108,6 +154,12 @@ soak: build-host
     command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
     cargo test -p switchyard-tests --no-run
     bench/soak.sh
+
+# `just cluster` serves until Ctrl-C; `just cluster demo` restarts them one at a time under load
+# (wrk if installed) and counts the requests that failed (must be none). Knobs: bench/cluster.sh.
+# Three replicas of build/app.wasm behind nginx (deploy/cluster/nginx.conf), on loopback.
+cluster *ARGS: build-guest build-host install-nginx
+    bench/cluster.sh {{ARGS}}
 
 # Fuzz the route, redirect, path, query and config parsers (fuzz/), for SECONDS each.
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable toolchain build them.

@@ -7,8 +7,10 @@
 mod browser;
 mod cache;
 mod cli;
+mod cluster;
 mod config_ui;
 mod custom_server;
+mod deploy;
 mod dev;
 mod http2;
 mod isolation;
