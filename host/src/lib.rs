@@ -52,6 +52,7 @@ mod response_cache;
 pub mod routing;
 pub mod server;
 mod static_files;
+pub mod telemetry;
 pub mod wasm;
 
 pub use app::{App, AppBuilder};

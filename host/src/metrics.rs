@@ -69,6 +69,18 @@ pub(crate) enum CacheResult {
     Bypass,
 }
 
+impl CacheResult {
+    /// Its name, as a label and a span attribute.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Stale => "stale",
+            CacheResult::Bypass => "bypass",
+        }
+    }
+}
+
 /// What happened to a guest instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InstanceEvent {
@@ -255,14 +267,10 @@ impl Metrics {
     }
 
     pub(crate) fn cache_lookup(&self, result: CacheResult) {
-        let result = match result {
-            CacheResult::Hit => "hit",
-            CacheResult::Miss => "miss",
-            CacheResult::Stale => "stale",
-            CacheResult::Bypass => "bypass",
-        };
         self.cache_lookups
-            .get_or_create(&ResultLabel { result })
+            .get_or_create(&ResultLabel {
+                result: result.as_str(),
+            })
             .inc();
     }
 

@@ -1,6 +1,7 @@
 //! `switchyard serve`: start the admin listener (if asked), prepare the
 //! app, listen (over TLS if asked), serve until SIGINT/SIGTERM, then turn
-//! `/readyz` to 503 while the requests in flight drain.
+//! `/readyz` to 503 while the requests in flight drain. Traces go to the
+//! OTLP endpoint of the `OTEL_*` variables, when set.
 
 use super::AppArgs;
 use clap::Args;
@@ -94,6 +95,7 @@ impl ServeCommand {
             builder = builder.hostname(hostname).port(port);
         }
         let config = builder.load_config()?;
+        let traces = switchyard::telemetry::install_from_env()?;
         let app = builder.build();
         let handle = app.request_handler();
         // The admin listener answers while the app compiles: alive, not ready.
@@ -130,6 +132,9 @@ impl ServeCommand {
         let served = server::serve(listener, handle, settings, shutdown).await;
         if let Some(admin) = admin {
             admin.stop().await;
+        }
+        if let Some(traces) = traces {
+            traces.shutdown().await;
         }
         served
     }

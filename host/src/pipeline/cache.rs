@@ -37,13 +37,18 @@ layer! {
         };
         let inner = this.inner.clone();
         Box::pin(async move {
-            let response = cache.serve(request, &scope, inner).await;
+            let span = crate::telemetry::child("response cache");
+            let serve = cache.serve(request, &scope, inner);
+            let response = crate::telemetry::within(span.as_ref().map(|s| s.context().clone()), serve).await;
             let result = match response.headers().get("x-cache").map(|v| v.as_bytes()) {
                 Some(b"HIT") => CacheResult::Hit,
                 Some(b"STALE") => CacheResult::Stale,
                 Some(_) => CacheResult::Miss,
                 None => CacheResult::Bypass,
             };
+            if let Some(span) = &span {
+                span.set("switchyard.cache.result", result.as_str());
+            }
             build.metrics.cache_lookup(result);
             build.metrics.set_cache_bytes(cache.size());
             Ok(response)

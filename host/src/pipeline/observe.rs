@@ -6,7 +6,8 @@
 //! bytes sent (as sent, compressed or not) and duration. The path is the
 //! one the app sees (its canonical form), escaped like every other log
 //! line; the route is a pattern the config or the app declared, never the
-//! path itself.
+//! path itself. With traces on, the request's server span starts here and
+//! ends with its body (see [`crate::telemetry`]).
 
 use super::RenderTarget;
 use crate::body::{Body, BodyError, ResponseFuture};
@@ -36,6 +37,7 @@ layer! {
             Some(target) => build.route_labels.page(&target.page),
             None => build.route_labels.route(request.uri().path()),
         };
+        let span = crate::telemetry::server_span(&request, &route);
         let entry = Entry {
             method: request.method().clone(),
             path: build
@@ -46,8 +48,11 @@ layer! {
             started: Instant::now(),
             _active: build.metrics.request_started(request.method()),
             build,
+            span: span.clone(),
         };
+        // The inner layers' spans are children of the request's.
         let answer: ResponseFuture = Box::pin(this.inner.call(request));
+        let answer = crate::telemetry::within(span, answer);
         Box::pin(async move { Ok(observe(entry, answer.await?)) })
     }
 }
@@ -62,6 +67,8 @@ struct Entry {
     /// Held for its drop: the request counts as active until the log line is written.
     _active: ActiveRequest,
     build: Arc<Build>,
+    /// The request's server span, when traces are on.
+    span: Option<opentelemetry::Context>,
 }
 
 /// `response`, observed once its body is done.
@@ -123,10 +130,13 @@ impl Drop for Observed {
         let elapsed = entry.started.elapsed();
         let status = self.status.as_u16();
         (entry.build.metrics).request_ended(&entry.method, status, entry.route.clone(), elapsed);
+        let complete = self.complete || self.inner.is_end_stream();
+        if let Some(span) = &entry.span {
+            crate::telemetry::end_server_span(span, status, complete);
+        }
         let Some(raw_path) = &entry.path else {
             return;
         };
-        let complete = self.complete || self.inner.is_end_stream();
         let mut path = String::with_capacity(raw_path.len());
         escape_into(&mut path, raw_path);
         let milliseconds = elapsed.as_secs_f64() * 1000.0;

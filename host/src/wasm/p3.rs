@@ -84,6 +84,7 @@ impl P3Handler {
             failed,
             method: request.method().to_string(),
             path: request.uri().path().to_string(),
+            trace: crate::telemetry::current(),
         };
         let response = match self.handler.handle(start, request).await {
             Ok(response) => response,
@@ -210,6 +211,8 @@ struct RequestStart {
     /// For the guest's output lines.
     method: String,
     path: String,
+    /// The request's span, for the guest's outgoing requests.
+    trace: Option<opentelemetry::Context>,
 }
 
 impl WorkerState for Worker {
@@ -228,11 +231,14 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        store: StoreContextMut<'_, Host>,
+        mut store: StoreContextMut<'_, Host>,
         start: RequestStart,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
-        store.data().serving(&start.method, &start.path);
+        // An instance serving several requests at once cannot tell whose
+        // its outgoing requests are: they continue no trace then.
+        let trace = start.trace.filter(|_| self.max_concurrent == 1);
+        store.data_mut().serving(&start.method, &start.path, trace);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|failed| !failed.is_closed());
         failures.push(start.failed);

@@ -8,6 +8,8 @@
 
 use super::outgoing::Outgoing;
 use super::output::OutputLabel;
+use crate::telemetry;
+use opentelemetry::Context as TraceContext;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -72,6 +74,7 @@ impl Host {
             limits,
             hooks: OutgoingPolicy {
                 outgoing: settings.outgoing_http.clone(),
+                trace: None,
             },
         };
         let mut store = Store::new(engine, host);
@@ -83,9 +86,12 @@ impl Host {
 }
 
 impl Host {
-    /// The guest's output lines are about this request from now on.
-    pub(crate) fn serving(&self, method: &str, path: &str) {
+    /// The guest's output lines are about this request from now on, and
+    /// its outgoing requests continue `trace` (the request's span, when
+    /// traces are on).
+    pub(crate) fn serving(&mut self, method: &str, path: &str, trace: Option<TraceContext>) {
         self.output.set_request(method, path);
+        self.hooks.trace = trace;
     }
 }
 
@@ -108,9 +114,11 @@ impl WasiHttpView for Host {
     }
 }
 
-/// `wasi:http` hooks: outgoing requests go through the grants.
+/// `wasi:http` hooks: outgoing requests go through the grants, in a
+/// client span of the request being served when traces are on.
 struct OutgoingPolicy {
     outgoing: Outgoing,
+    trace: Option<TraceContext>,
 }
 
 impl WasiHttpHooks for OutgoingPolicy {
@@ -131,6 +139,21 @@ impl WasiHttpHooks for OutgoingPolicy {
             > + Send,
     > {
         let outgoing = self.outgoing.clone();
-        Box::new(async move { outgoing.send(request, options).await })
+        let mut request = request;
+        let span =
+            (self.trace.as_ref()).and_then(|trace| telemetry::outgoing_span(trace, &mut request));
+        Box::new(async move {
+            let answer = outgoing.send(request, options).await;
+            if let Some(span) = span {
+                match &answer {
+                    Ok((response, _)) => span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    ),
+                    Err(error) => telemetry::failed(Some(&span), error),
+                }
+            }
+            answer
+        })
     }
 }

@@ -9,6 +9,7 @@ use crate::build::HttpExport;
 use crate::metrics::InstanceEvent;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
+use crate::telemetry;
 use crate::wasm::p3;
 use crate::wasm::store::Host;
 use bytes::Bytes;
@@ -64,7 +65,13 @@ where
             // The request's own deadline: its instance may be serving others
             // (and be kept alive by them) long after.
             let deadline = tokio::time::Instant::now() + timeout;
-            match handler.handle(request).await {
+            let span = telemetry::child("guest handle");
+            let answer = handler.handle(request).await;
+            if let Err(error) = &answer {
+                telemetry::failed(span.as_ref(), error);
+            }
+            drop(span);
+            match answer {
                 // The body holds the admission: the instance may live on.
                 Ok((response, failure)) => Ok(response.map(|body| {
                     GuestBody::new(body, admitted)
@@ -137,16 +144,18 @@ async fn p2(
         .map_err(Error::Host)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (failed, failure) = tokio::sync::oneshot::channel();
-    reusable
-        .store
-        .data()
-        .serving(request.method().as_str(), request.uri().path());
+    let trace = telemetry::current();
+    reusable.store.data_mut().serving(
+        request.method().as_str(),
+        request.uri().path(),
+        trace.clone(),
+    );
     let http = &mut reusable.store.data_mut().http();
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let out = http.new_response_outparam(sender)?;
     let timeout = admitted.settings.timeout;
     let metrics = admitted.metrics.clone();
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(telemetry::within(trace, async move {
         let run = tokio::time::timeout(timeout, async {
             let proxy = match reusable.instance.take() {
                 Some(proxy) => {
@@ -155,13 +164,16 @@ async fn p2(
                 }
                 None => {
                     metrics.instance(InstanceEvent::Created);
+                    let _span = telemetry::child("instantiate");
                     pre.instantiate_async(&mut reusable.store).await?
                 }
             };
+            let span = telemetry::child("guest handle");
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut reusable.store, incoming, out)
-                .await?;
+                .await
+                .inspect_err(|error| telemetry::failed(span.as_ref(), error))?;
             Ok::<_, wasmtime::Error>(proxy)
         })
         .await;
@@ -179,7 +191,7 @@ async fn p2(
         let _ = failed.send(format!("{error:#}"));
         drop(reusable);
         Err((error, timed_out))
-    });
+    }));
     // A client that leaves before the head stops the guest at once (and
     // frees its slot); after the head, the body takes this over.
     let abandoned = AbortOnDrop(Some(task.abort_handle()));

@@ -9,6 +9,7 @@ use crate::build::Build;
 use crate::metrics::InstanceEvent;
 use crate::pipeline::error::Error;
 use crate::routing::Pairs;
+use crate::telemetry;
 use crate::wasm::bindings::{Page, RequestInfo};
 use crate::wasm::store::Host;
 use bytes::Bytes;
@@ -74,7 +75,10 @@ async fn call(
             .idle_renderers
             .take_or(|| Host::store(&build.engine, &build.store))
             .map_err(Error::Host)?;
-        reusable.store.data().serving(info.method, info.path);
+        reusable
+            .store
+            .data_mut()
+            .serving(info.method, info.path, telemetry::current());
         let app = match reusable.instance.take() {
             Some(app) => {
                 build.metrics.instance(InstanceEvent::Reused);
@@ -82,13 +86,20 @@ async fn call(
             }
             None => {
                 build.metrics.instance(InstanceEvent::Created);
+                let _span = telemetry::child("instantiate");
                 renderer.instantiate_async(&mut reusable.store).await?
             }
         };
+        let span = telemetry::child("guest render");
+        if let Some(span) = &span {
+            span.set("switchyard.page", page.to_string());
+        }
         let rendered = app
             .switchyard_server_renderer()
             .call_render(&mut reusable.store, page, query, info)
-            .await?;
+            .await
+            .inspect_err(|error| telemetry::failed(span.as_ref(), error))?;
+        drop(span);
         reusable.instance = Some(app);
         // Only an instance that returned normally may serve again.
         build.idle_renderers.give_back(reusable);
