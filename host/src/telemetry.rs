@@ -9,26 +9,32 @@
 //! [`install_from_env`] found an endpoint: otherwise none of this costs a
 //! request anything but a load of one flag.
 //!
-//! Export is OTLP over HTTP (`http/protobuf`, or `http/json`), through a
-//! batch processor that runs on a thread of its own and sends each batch
-//! with hyper on the server's runtime. `grpc` is refused with a clear
-//! error rather than silently ignored: point the endpoint at the
-//! collector's HTTP port (4318).
+//! Export is OTLP as `OTEL_EXPORTER_OTLP_PROTOCOL` says: `http/protobuf`
+//! (the default) or `http/json` with hyper, `grpc` with tonic, over TLS
+//! for an `https://` endpoint. The SDK's batch processor runs on a thread
+//! of its own and hands each export to the server's runtime.
 
 use crate::metrics::method_label;
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector, HttpClient, HttpError};
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_http::hyper::HyperClient;
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+use opentelemetry_otlp::{
+    Protocol, SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::either::Either;
 
@@ -65,29 +71,24 @@ pub fn install_from_env() -> wasmtime::Result<Option<Traces>> {
     if endpoint.is_none() || disabled {
         return Ok(None);
     }
-    // The specification's default, whatever the exporter crate's features.
-    let mut protocol = Protocol::HttpBinary;
-    for name in [
+    // `http/protobuf` is the specification's default, whatever the
+    // exporter crate's features would pick.
+    let protocol = [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        if let Some(value) = var(name) {
-            match value.as_str() {
-                "http/protobuf" => break,
-                "http/json" => {
-                    protocol = Protocol::HttpJson;
-                    break;
-                }
-                "grpc" => wasmtime::bail!(
-                    "{name}=grpc: Switchyard exports OTLP over HTTP; set `http/protobuf` (or \
-                     `http/json`) and point the endpoint at the collector's HTTP port (4318)"
-                ),
-                other => {
-                    wasmtime::bail!("{name}={other:?}: expected `http/protobuf` or `http/json`")
-                }
-            }
-        }
-    }
+    ]
+    .into_iter()
+    .find_map(|name| var(name).map(|value| (name, value)))
+    .map(|(name, value)| match value.as_str() {
+        "http/protobuf" => Ok(Protocol::HttpBinary),
+        "http/json" => Ok(Protocol::HttpJson),
+        "grpc" => Ok(Protocol::Grpc),
+        other => Err(wasmtime::format_err!(
+            "{name}={other:?}: expected `http/protobuf`, `http/json` or `grpc`"
+        )),
+    })
+    .transpose()?
+    .unwrap_or(Protocol::HttpBinary);
     let timeout = [
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -102,21 +103,35 @@ pub fn install_from_env() -> wasmtime::Result<Option<Traces>> {
     })
     .transpose()?
     .unwrap_or(Duration::from_secs(10));
-    let client = OnRuntime {
-        inner: opentelemetry_http::hyper::HyperClient::with_default_connector(timeout, None),
+    let roots = roots(&var)?;
+    let exporter = match protocol {
+        Protocol::Grpc => {
+            let mut tls = ClientTlsConfig::new().with_webpki_roots();
+            for pem in &roots.pems {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            SpanExporter::builder()
+                .with_tonic()
+                .with_tls_config(tls)
+                .with_timeout(timeout)
+                .build()
+        }
+        protocol => SpanExporter::builder()
+            .with_http()
+            .with_http_client(HyperClient::new(connector(roots.store), timeout, None))
+            .with_protocol(protocol)
+            .with_timeout(timeout)
+            .build(),
+    }
+    .map_err(|error| wasmtime::format_err!("failed to set up the OTLP trace exporter: {error}"))?;
+    let exporter = OnRuntime {
+        inner: Arc::new(exporter),
         runtime: tokio::runtime::Handle::current(),
     };
-    let exporter = SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_protocol(protocol)
-        .with_timeout(timeout)
-        .build()
-        .map_err(|error| {
-            wasmtime::format_err!("failed to set up the OTLP trace exporter: {error}")
-        })?;
     let mut resource = Resource::builder();
-    if var("OTEL_SERVICE_NAME").is_none() {
+    let named = var("OTEL_SERVICE_NAME").is_some()
+        || var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
+    if !named {
         resource = resource.with_service_name("switchyard");
     }
     let provider = SdkTracerProvider::builder()
@@ -134,6 +149,62 @@ pub fn install_from_env() -> wasmtime::Result<Option<Traces>> {
     }
     Ok(Some(Traces { provider }))
 }
+
+/// The certificate authorities an HTTPS or gRPC-over-TLS collector is
+/// checked against: the usual web roots, and the PEM file that
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` names (a collector with a private CA).
+struct Roots {
+    store: rustls::RootCertStore,
+    /// The PEM files' certificates, for tonic.
+    pems: Vec<Vec<u8>>,
+}
+
+fn roots(var: &impl Fn(&str) -> Option<String>) -> wasmtime::Result<Roots> {
+    let mut roots = Roots {
+        store: rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        },
+        pems: Vec::new(),
+    };
+    let Some((name, path)) = [
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ]
+    .into_iter()
+    .find_map(|name| var(name).map(|path| (name, path))) else {
+        return Ok(roots);
+    };
+    let certificates = CertificateDer::pem_file_iter(&path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| wasmtime::format_err!("{name}: failed to read `{path}`: {error}"))?;
+    if certificates.is_empty() {
+        wasmtime::bail!("{name}: `{path}` holds no PEM certificate");
+    }
+    for certificate in certificates {
+        roots
+            .store
+            .add(certificate)
+            .map_err(|error| wasmtime::format_err!("{name}: `{path}`: {error}"))?;
+    }
+    let pem = std::fs::read(&path)
+        .map_err(|error| wasmtime::format_err!("{name}: failed to read `{path}`: {error}"))?;
+    roots.pems.push(pem);
+    Ok(roots)
+}
+
+/// The HTTP exporter's connector: HTTP, or HTTPS checked against `roots`.
+fn connector(roots: rustls::RootCertStore) -> Connector {
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build()
+}
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// The tracer, if traces are on.
 fn tracer() -> Option<&'static SdkTracer> {
@@ -317,20 +388,36 @@ fn protocol_version(version: http::Version) -> &'static str {
     }
 }
 
-/// The exporter's HTTP client, run on the server's runtime: the batch
-/// processor calls it from a thread of its own, where hyper has no runtime.
+/// An exporter whose exports run on the server's runtime: the batch
+/// processor calls it from a thread of its own, where neither hyper nor
+/// tonic has a runtime.
 #[derive(Debug)]
 struct OnRuntime {
-    inner: opentelemetry_http::hyper::HyperClient,
+    inner: Arc<SpanExporter>,
     runtime: tokio::runtime::Handle,
 }
 
-#[async_trait::async_trait]
-impl HttpClient for OnRuntime {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+impl opentelemetry_sdk::trace::SpanExporter for OnRuntime {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let inner = self.inner.clone();
-        self.runtime
-            .spawn(async move { inner.send_bytes(request).await })
-            .await?
+        let export = self.runtime.spawn(async move { inner.export(batch).await });
+        export
+            .await
+            .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        // Called once, when the provider is built, before any export.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
     }
 }

@@ -15,6 +15,10 @@
 //! ([`connection`]). Past `max_connections` open at once, new connections
 //! are refused.
 //!
+//! With [`Tls`], connections are HTTPS (ALPN `h2` and `http/1.1`): the
+//! handshake is part of the first bytes' deadline, and the certificate is
+//! swapped when its files change, without a restart.
+//!
 //! Each request carries the listener's address ([`ServedOn`]), so that the
 //! app it reaches knows its own addresses (the `self` grant).
 

@@ -7,7 +7,17 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -26,11 +36,13 @@ const CLIENT_SPAN_ID: &str = "00f067aa0ba902b7";
 
 #[test]
 fn spans_continue_the_clients_trace_and_reach_the_guests_upstream() {
-    for (name, component) in [
-        ("p2-proxy", P2_PROXY_COMPONENT),
-        ("p3-handler", P3_HANDLER_COMPONENT),
-    ] {
-        let receiver = Receiver::start();
+    let cases = [
+        ("p2-proxy", P2_PROXY_COMPONENT, Otlp::HttpProtobuf),
+        ("p3-handler", P3_HANDLER_COMPONENT, Otlp::HttpProtobuf),
+        ("p2-proxy over gRPC", P2_PROXY_COMPONENT, Otlp::Grpc),
+    ];
+    for (name, component, otlp) in cases {
+        let receiver = Receiver::start(otlp);
         let upstream = Upstream::start();
         let dir = config_dir(&format!(
             "[grants]\noutgoing_http = [\"{}\"]\n",
@@ -43,6 +55,7 @@ fn spans_continue_the_clients_trace_and_reach_the_guests_upstream() {
             Some(dir.path()),
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", otlp.protocol()),
                 ("OTEL_SERVICE_NAME", "shop"),
                 ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             ],
@@ -124,8 +137,8 @@ fn spans_continue_the_clients_trace_and_reach_the_guests_upstream() {
 }
 
 #[test]
-fn without_an_endpoint_nothing_is_sent_and_grpc_is_refused_clearly() {
-    let receiver = Receiver::start();
+fn without_an_endpoint_nothing_is_sent_and_a_bad_setting_is_named() {
+    let receiver = Receiver::start(Otlp::HttpProtobuf);
     let upstream = Upstream::start();
     let dir = config_dir(&format!(
         "[grants]\noutgoing_http = [\"{}\"]\n",
@@ -151,13 +164,13 @@ fn without_an_endpoint_nothing_is_sent_and_grpc_is_refused_clearly() {
         Some(dir.path()),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
         ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc") && stderr.contains("4318"),
+        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"thrift\": expected"),
         "{stderr}"
     );
 }
@@ -185,15 +198,36 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     }
 }
 
-/// An OTLP/HTTP receiver on 127.0.0.1: `POST /v1/traces` with protobuf.
+/// How spans travel to the receiver.
+#[derive(Debug, Clone, Copy)]
+enum Otlp {
+    /// `POST /v1/traces` with protobuf, over HTTP/1.1.
+    HttpProtobuf,
+    /// The `TraceService/Export` gRPC call, over HTTP/2.
+    Grpc,
+}
+
+impl Otlp {
+    /// Its `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    fn protocol(self) -> &'static str {
+        match self {
+            Otlp::HttpProtobuf => "http/protobuf",
+            Otlp::Grpc => "grpc",
+        }
+    }
+}
+
+/// An OTLP receiver on 127.0.0.1, keeping what it decodes.
 struct Receiver {
     address: SocketAddr,
-    requests: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    requests: Exports,
     _runtime: tokio::runtime::Runtime,
 }
 
+type Exports = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+
 impl Receiver {
-    fn start() -> Self {
+    fn start(otlp: Otlp) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -203,50 +237,29 @@ impl Receiver {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let address = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests = Exports::default();
         let received = requests.clone();
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let received = received.clone();
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
+                let stream = TokioIo::new(stream);
+                match otlp {
+                    Otlp::HttpProtobuf => {
                         let received = received.clone();
-                        async move {
-                            let path = request.uri().path().to_string();
-                            let content_type = request.headers().get("content-type").cloned();
-                            let body = request.into_body().collect().await?.to_bytes();
-                            let status = if path != "/v1/traces"
-                                || content_type
-                                    .as_ref()
-                                    .is_none_or(|t| t != "application/x-protobuf")
-                            {
-                                404
-                            } else {
-                                match ExportTraceServiceRequest::decode(body) {
-                                    Ok(export) => {
-                                        received.lock().unwrap().push(export);
-                                        200
-                                    }
-                                    Err(_) => 400,
-                                }
-                            };
-                            let mut response = http::Response::new(Full::new(Bytes::new()));
-                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                            response.headers_mut().insert(
-                                "content-type",
-                                http::HeaderValue::from_static("application/x-protobuf"),
-                            );
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    },
-                );
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-                );
+                        let service =
+                            service_fn(move |request| http_export(request, received.clone()));
+                        tokio::spawn(http1::Builder::new().serve_connection(stream, service));
+                    }
+                    Otlp::Grpc => {
+                        let service = TraceServiceServer::new(Collector(received.clone()));
+                        let service = TowerToHyperService::new(service);
+                        let connection = http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(stream, service);
+                        tokio::spawn(connection);
+                    }
+                }
             }
         });
         Receiver {
@@ -297,6 +310,52 @@ impl Receiver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// One OTLP/HTTP export: protobuf at `/v1/traces`, else 404 (or 400 when
+/// it does not decode).
+async fn http_export(
+    request: http::Request<Incoming>,
+    received: Exports,
+) -> Result<http::Response<Full<Bytes>>, hyper::Error> {
+    let path = request.uri().path().to_string();
+    let protobuf = request
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t == "application/x-protobuf");
+    let body = request.into_body().collect().await?.to_bytes();
+    let status = if path != "/v1/traces" || !protobuf {
+        404
+    } else {
+        match ExportTraceServiceRequest::decode(body) {
+            Ok(export) => {
+                received.lock().unwrap().push(export);
+                200
+            }
+            Err(_) => 400,
+        }
+    };
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    Ok(response)
+}
+
+/// The gRPC collector service, from the protocol's own definitions.
+struct Collector(Exports);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
