@@ -199,6 +199,19 @@ impl Metrics {
             "Client connections refused, by reason: max_connections, max_connections_per_ip",
             connections_refused.clone(),
         );
+        // Every known label value from the start, at zero: a query sees a
+        // counter that has not moved yet, and its first rise.
+        let zero = |family: &Family<ResultLabel, Counter>, results: &[&'static str]| {
+            for &result in results {
+                let _ = family.get_or_create(&ResultLabel { result });
+            }
+        };
+        zero(&instances, &["created", "reused", "trapped", "timed_out"]);
+        zero(&cache_lookups, &["hit", "miss", "stale", "bypass"]);
+        zero(&compile_cache, &["hit", "miss"]);
+        for reason in ["max_connections", "max_connections_per_ip"] {
+            let _ = connections_refused.get_or_create(&ReasonLabel { reason });
+        }
         Self {
             registry,
             request_duration,

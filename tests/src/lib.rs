@@ -1,7 +1,9 @@
 //! Test support for Switchyard: the guest components (built by `build.rs`),
-//! a plain HTTP/1.1 client, and a handle on a `switchyard` process.
+//! a plain HTTP/1.1 client, a handle on a `switchyard` process, and a
+//! strict parser of the metrics it exposes.
 
 pub mod client;
+pub mod openmetrics;
 pub mod process;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));

@@ -12,13 +12,21 @@ use std::time::{Duration, Instant};
 /// How long a server may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What `switchyard serve` prints, before its ready line, when it has an
+/// admin listener (`--admin-listen`): this, then `HOST:PORT`.
+pub const ADMIN_LINE: &str = "> Admin on http://";
+
 /// A running server process.
 pub struct Server {
     child: Child,
     /// Where it listens.
     pub address: SocketAddr,
-    output: Arc<Mutex<String>>,
+    output: Output,
+    stderr: Output,
 }
+
+/// What a process printed so far, appended to by the threads reading it.
+type Output = Arc<Mutex<String>>;
 
 impl Server {
     /// Start `program` with `args` (in `dir` if given) and wait for its
@@ -43,7 +51,7 @@ impl Server {
         envs: &[(&str, &str)],
         ready: &str,
     ) -> Server {
-        let (mut child, output, lines) = spawn(program.as_ref(), args, dir, envs);
+        let (mut child, output, stderr, lines) = spawn(program.as_ref(), args, dir, envs);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -63,6 +71,7 @@ impl Server {
                             child,
                             address,
                             output,
+                            stderr,
                         };
                     }
                 }
@@ -87,6 +96,22 @@ impl Server {
     /// Everything it printed so far, stdout and stderr.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Everything it printed so far on stderr alone (its log lines).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The address of its admin listener, from the [`ADMIN_LINE`] it
+    /// printed; panics with its output when there is none.
+    pub fn admin_address(&self) -> SocketAddr {
+        let output = self.output();
+        output
+            .lines()
+            .find_map(|line| line.split_once(ADMIN_LINE))
+            .and_then(|(_, address)| address.trim().trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no `{ADMIN_LINE}HOST:PORT` line in:\n{output}"))
     }
 
     /// Whether its output comes to contain `text` within a few seconds (its
@@ -259,26 +284,34 @@ fn spawn(
     args: &[&str],
     dir: Option<&Path>,
     envs: &[(&str, &str)],
-) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+) -> (Child, Output, Output, mpsc::Receiver<String>) {
     let mut child = command(program, args, dir, envs)
         .spawn()
         .unwrap_or_else(|error| panic!("failed to start {}: {error}", program.display()));
     let output = Arc::new(Mutex::new(String::new()));
+    let stderr_text = Arc::new(Mutex::new(String::new()));
     let (sender, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    for (stream, sender) in [
-        (Box::new(stdout) as Box<dyn Read + Send>, sender.clone()),
-        (Box::new(stderr), sender),
+    for (stream, sender, apart) in [
+        (
+            Box::new(stdout) as Box<dyn Read + Send>,
+            sender.clone(),
+            None,
+        ),
+        (Box::new(stderr), sender, Some(stderr_text.clone())),
     ] {
         let output = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 output.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(apart) = &apart {
+                    apart.lock().unwrap().push_str(&format!("{line}\n"));
+                }
                 let _ = sender.send(line);
             }
         });
     }
-    (child, output, lines)
+    (child, output, stderr_text, lines)
 }

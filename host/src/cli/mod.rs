@@ -80,7 +80,10 @@ pub(crate) struct AppArgs {
 impl AppArgs {
     /// An app builder with these arguments applied.
     pub(crate) fn builder(&self) -> switchyard::AppBuilder {
-        let mut builder = App::builder();
+        // `SWITCHYARD_SERVER_*` count for every command, so that `check`
+        // refuses what `serve` would.
+        let overrides = switchyard::config::server_overrides(std::env::vars());
+        let mut builder = App::builder().server_overrides(overrides);
         if let Some(config) = &self.config {
             builder = builder.config_file(config);
         }

@@ -79,11 +79,7 @@ impl ServeCommand {
         if (self.build.is_some() || !self.watch.is_empty()) && !self.dev {
             bail!("`--build` and `--watch` are for dev mode: use `switchyard dev` or `--dev`");
         }
-        let overrides = switchyard::config::server_overrides(std::env::vars());
-        let mut builder = (self.app.builder())
-            .dev(self.dev)
-            .quiet(self.quiet)
-            .server_overrides(overrides);
+        let mut builder = self.app.builder().dev(self.dev).quiet(self.quiet);
         if let Some(build) = &self.build {
             builder = builder.build_command(build);
         }
@@ -91,7 +87,7 @@ impl ServeCommand {
             builder = builder.watch(glob);
         }
         if let Some(listen) = &self.listen {
-            let (hostname, port) = parse_listen(listen)?;
+            let (hostname, port) = parse_listen(listen, "`--listen` (SWITCHYARD_LISTEN)")?;
             builder = builder.hostname(hostname).port(port);
         }
         let config = builder.load_config()?;
@@ -99,9 +95,16 @@ impl ServeCommand {
         let app = builder.build();
         let handle = app.request_handler();
         // The admin listener answers while the app compiles: alive, not ready.
-        let admin = match self.admin_listen.as_ref().or(config.admin.listen.as_ref()) {
-            Some(listen) => Some(AdminListener::start(&app, listen).await?),
-            None => None,
+        let admin = match (&self.admin_listen, &config.admin.listen) {
+            (Some(listen), _) => {
+                let what = "`--admin-listen` (SWITCHYARD_ADMIN_LISTEN)";
+                Some(AdminListener::start(&app, parse_listen(listen, what)?).await?)
+            }
+            (None, Some(listen)) => {
+                let what = "`[admin] listen` in the config";
+                Some(AdminListener::start(&app, parse_listen(listen, what)?).await?)
+            }
+            (None, None) => None,
         };
         let tls = match (&self.tls_cert, &self.tls_key, &config.server.tls) {
             (Some(cert), Some(key), _) => Some(Arc::new(Tls::load(cert, key)?)),
@@ -147,11 +150,9 @@ struct AdminListener {
 }
 
 impl AdminListener {
-    /// Listen on `listen` and serve `app`'s admin endpoints; prints `> Admin
+    /// Listen on `HOST:PORT` and serve `app`'s admin endpoints; prints `> Admin
     /// on http://HOST:PORT`.
-    async fn start(app: &App, listen: &str) -> Result<Self> {
-        let (hostname, port) = parse_listen(listen)
-            .map_err(|error| wasmtime::format_err!("admin listener: {error}"))?;
+    async fn start(app: &App, (hostname, port): (String, u16)) -> Result<Self> {
         let listener = server::bind(&hostname, port).await?;
         let port = listener.local_addr()?.port();
         println!("> Admin on http://{}:{port}", shown(&hostname));
@@ -204,12 +205,13 @@ fn release_freed_memory() {
 }
 
 /// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
-fn parse_listen(listen: &str) -> Result<(String, u16)> {
+/// `HOST:PORT`, from the setting `what` names (`--listen`).
+fn parse_listen(listen: &str, what: &str) -> Result<(String, u16)> {
     let Some((host, port)) = listen.rsplit_once(':') else {
-        bail!("invalid `--listen {listen}`: write it as HOST:PORT, like 127.0.0.1:3000");
+        bail!("invalid {what} `{listen}`: write it as HOST:PORT, like 127.0.0.1:3000");
     };
     let Ok(port) = port.parse() else {
-        bail!("invalid `--listen {listen}`: `{port}` is not a port number");
+        bail!("invalid {what} `{listen}`: `{port}` is not a port number");
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "0.0.0.0" } else { host };
@@ -223,12 +225,18 @@ mod tests {
     #[test]
     fn listen_addresses() {
         assert_eq!(
-            parse_listen("127.0.0.1:0").unwrap(),
+            parse_listen("127.0.0.1:0", "`--listen`").unwrap(),
             ("127.0.0.1".into(), 0)
         );
-        assert_eq!(parse_listen("[::1]:80").unwrap(), ("::1".into(), 80));
-        assert_eq!(parse_listen(":8080").unwrap(), ("0.0.0.0".into(), 8080));
-        assert!(parse_listen("localhost").is_err());
-        assert!(parse_listen("localhost:http").is_err());
+        assert_eq!(
+            parse_listen("[::1]:80", "`--listen`").unwrap(),
+            ("::1".into(), 80)
+        );
+        assert_eq!(
+            parse_listen(":8080", "`--listen`").unwrap(),
+            ("0.0.0.0".into(), 8080)
+        );
+        assert!(parse_listen("localhost", "`--listen`").is_err());
+        assert!(parse_listen("localhost:http", "`--listen`").is_err());
     }
 }

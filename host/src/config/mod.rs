@@ -131,6 +131,16 @@ pub enum ConfigError {
         /// ` (line L, column C)` when known.
         location: String,
     },
+    /// A `SWITCHYARD_SERVER_*` variable is unknown or its value is wrong.
+    #[error("invalid environment variable {variable}: {key}{reason}")]
+    Environment {
+        /// The variable.
+        variable: String,
+        /// `key `server.x`: `.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -182,20 +192,24 @@ impl Config {
                     .map(|span| location(text, span.start))
                     .unwrap_or_default(),
             })?;
+        // An error about a key a variable set is the variable's.
         let from_env = |path: &Path, key: String, reason: String| {
-            let variable = overrides
-                .iter()
-                .find(|o| {
-                    key == format!("key `server.{}`: ", o.key)
-                        || (key == "key `server`: " && reason.contains(&format!("`{}`", o.key)))
-                })
-                .map(|o| format!(" (environment variable {})", o.variable))
-                .unwrap_or_default();
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                key,
-                reason,
-                location: variable,
+            let variable = overrides.iter().find(|o| {
+                key == format!("key `server.{}`: ", o.key)
+                    || (key == "key `server`: " && reason.contains(&format!("`{}`", o.key)))
+            });
+            match variable {
+                Some(o) => ConfigError::Environment {
+                    variable: o.variable.clone(),
+                    key,
+                    reason,
+                },
+                None => ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key,
+                    reason,
+                    location: String::new(),
+                },
             }
         };
         env::apply(&mut table, overrides)

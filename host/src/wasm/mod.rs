@@ -9,7 +9,7 @@ pub mod composition;
 pub(crate) mod engine;
 pub(crate) mod kind;
 pub(crate) mod outgoing;
-pub(crate) mod output;
+pub mod output;
 pub(crate) mod p3;
 pub(crate) mod pool;
 pub(crate) mod store;

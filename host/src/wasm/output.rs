@@ -1,12 +1,13 @@
 //! A guest's stdout and stderr, as the server's log lines: whole lines,
 //! each prefixed with the instance and the request it is serving, control
 //! characters escaped, so that a guest (or a request path it echoes)
-//! cannot forge or garble a line of the server's log.
+//! cannot forge or garble a line of the server's log. With structured
+//! logs ([`log_as_events`]), each line is a `tracing` event instead.
 
 use crate::log_text::escape_into;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
@@ -18,6 +19,17 @@ const MAX_LINE: usize = 16 << 10;
 
 /// Numbers instances in log lines.
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
+/// Whether lines go out as `tracing` events rather than as text.
+static AS_EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// From now on, guests' output lines are `tracing` events (target `guest`,
+/// with `stream`, `instance` and `request` fields) rather than text written
+/// to the server's stdout and stderr: for structured (JSON) logs, where a
+/// line of text would break the format.
+pub fn log_as_events() {
+    AS_EVENTS.store(true, Ordering::Relaxed);
+}
 
 /// Which of the server's streams a guest stream goes to.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +121,18 @@ impl GuestOutput {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        if AS_EVENTS.load(Ordering::Relaxed) {
+            let mut text = String::with_capacity(line.len());
+            escape_into(&mut text, &String::from_utf8_lossy(line));
+            tracing::info!(
+                target: "guest",
+                stream,
+                instance = self.instance,
+                request = label.trim_start(),
+                "{text}"
+            );
+            return;
+        }
         let mut text = format!("{stream} [{}{label}] :: ", self.instance);
         escape_into(&mut text, &String::from_utf8_lossy(line));
         text.push('\n');

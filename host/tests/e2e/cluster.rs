@@ -21,9 +21,6 @@ use crate::SWITCHYARD;
 /// The nginx configuration that `just cluster` runs too.
 const NGINX_CONF: &str = include_str!("../../../deploy/cluster/nginx.conf");
 
-/// What a replica's admin listener announces before its `> Ready on` line.
-const ADMIN_LINE: &str = "> Admin on http://";
-
 /// The page the load asks for.
 const PAGE: &str = "/";
 
@@ -107,12 +104,7 @@ impl Replica {
         let server = Server::start(SWITCHYARD, &args, Some(dir), &[]);
         assert_eq!(server.address.port(), port, "it listens where it was told");
         // The admin line comes before the ready line, so it is in the output.
-        let output = server.output();
-        let admin = output
-            .lines()
-            .find_map(|line| line.split_once(ADMIN_LINE))
-            .and_then(|(_, address)| address.trim().trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no `{ADMIN_LINE}HOST:PORT` line in:\n{output}"));
+        let admin = server.admin_address();
         wait_for_status(
             admin,
             "/readyz",

@@ -15,9 +15,11 @@ mod dev;
 mod http2;
 mod isolation;
 mod library;
+mod production;
 mod properties;
 mod router;
 mod standard;
+mod traces;
 
 /// The `switchyard` binary cargo built for these tests.
 const SWITCHYARD: &str = env!("CARGO_BIN_EXE_switchyard");
