@@ -118,6 +118,8 @@ umoci repack --image "$layout:$tag" --history.created_by "deploy/image/build.sh"
 
 version=$("$binary" --version | awk 'NR == 1 { print $2 }')
 source=${IMAGE_SOURCE:-$(git -C "$here" remote get-url origin 2>/dev/null || true)}
+# Never a credential into the image: `https://user:token@host/...` loses its user part.
+source=$(printf '%s' "$source" | sed -E 's#^(https?://)[^/@]*@#\1#')
 revision=$(git -C "$here" rev-parse HEAD 2>/dev/null || true)
 labels=(
     "org.opencontainers.image.title=$name"

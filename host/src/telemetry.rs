@@ -49,11 +49,12 @@ pub struct Traces {
 }
 
 impl Traces {
-    /// Send what is still buffered (within the exporter's timeout) and stop.
+    /// Send what is still buffered (for up to 3 seconds) and stop.
     pub async fn shutdown(self) {
         let provider = self.provider;
         // The export waits on a task of this runtime: block another thread.
-        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        let flush = move || provider.shutdown_with_timeout(Duration::from_secs(3));
+        let _ = tokio::task::spawn_blocking(flush).await;
     }
 }
 
@@ -127,6 +128,7 @@ pub fn install_from_env() -> wasmtime::Result<Option<Traces>> {
     let exporter = OnRuntime {
         inner: Arc::new(exporter),
         runtime: tokio::runtime::Handle::current(),
+        failures: Failures::default(),
     };
     let mut resource = Resource::builder();
     let named = var("OTEL_SERVICE_NAME").is_some()
@@ -226,8 +228,8 @@ pub(crate) fn server_span<B>(request: &Request<B>, route: &str) -> Option<Contex
     let method = method_label(request.method());
     let mut attributes = vec![
         KeyValue::new("http.request.method", method),
-        KeyValue::new("url.path", uri.path().to_string()),
-        KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_string()),
+        KeyValue::new("url.path", truncated(uri.path().to_string())),
+        KeyValue::new("url.scheme", crate::server::scheme_of(request).to_string()),
         KeyValue::new(
             "network.protocol.version",
             protocol_version(request.version()),
@@ -283,21 +285,26 @@ pub(crate) fn child(name: &'static str) -> Option<Child> {
     Some(Child(parent.with_span(span)))
 }
 
-/// The most of an error's text a span keeps (a guest writes some of it).
-const MAX_ERROR_TEXT: usize = 1024;
+/// The most of a text a span keeps from a client or a guest (a path, an
+/// error): spans wait in memory for their batch.
+const MAX_TEXT: usize = 1024;
+
+/// `text`, cut to [`MAX_TEXT`] bytes.
+fn truncated(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// Mark `span`, if there is one, failed by `error`.
 pub(crate) fn failed(span: Option<&Child>, error: &impl std::fmt::Display) {
     if let Some(span) = span {
-        let mut text = format!("{error:#}");
-        if text.len() > MAX_ERROR_TEXT {
-            let mut end = MAX_ERROR_TEXT;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        span.failed(text);
+        span.failed(truncated(format!("{error:#}")));
     }
 }
 
@@ -395,15 +402,43 @@ fn protocol_version(version: http::Version) -> &'static str {
 struct OnRuntime {
     inner: Arc<SpanExporter>,
     runtime: tokio::runtime::Handle,
+    failures: Failures,
+}
+
+/// Failed exports, logged at most once a minute (a collector that is down
+/// fails every batch).
+#[derive(Debug, Default)]
+struct Failures {
+    /// When one was last logged, and the spans lost since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, usize)>,
+}
+
+impl Failures {
+    fn report(&self, spans: usize, error: &OTelSdkError) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, lost) = &mut *state;
+        *lost += spans;
+        if last.is_some_and(|last| last.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        tracing::warn!("failed to export {lost} spans to the OTLP collector: {error}");
+        *last = Some(std::time::Instant::now());
+        *lost = 0;
+    }
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for OnRuntime {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let inner = self.inner.clone();
+        let spans = batch.len();
         let export = self.runtime.spawn(async move { inner.export(batch).await });
-        export
+        let result = export
             .await
-            .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?
+            .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
+        if let Err(error) = &result {
+            self.failures.report(spans, error);
+        }
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -1,5 +1,5 @@
-//! `switchyard check`: load the config and the app as `serve` would, report,
-//! and start no server.
+//! `switchyard check`: load the config and the app as `serve` would (the
+//! admin address and TLS files too), report, and start no server.
 
 use super::AppArgs;
 use clap::Args;
@@ -30,6 +30,18 @@ impl CheckCommand {
         );
         println!("kind: {}", kind.describe());
         let config = app.config().unwrap_or_default();
+        // What `serve` would refuse at start, refused here too.
+        if let Some(listen) = &config.admin.listen {
+            super::serve::parse_listen(listen, "`[admin] listen` in the config")?;
+            println!("admin: on {listen} (/metrics, /healthz, /readyz)");
+        }
+        if let Some(files) = &config.server.tls {
+            switchyard::server::Tls::load(
+                &config.resolve(&files.cert),
+                &config.resolve(&files.key),
+            )?;
+            println!("tls: `{}`", config.resolve(&files.cert).display());
+        }
         let (cache, compression) = (&config.cache, config.server.compression);
         let compression = if compression { "on" } else { "off" };
         if cache.enabled {

@@ -8,6 +8,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use switchyard::App;
 use switchyard::admin::Admin;
 use switchyard::server::{self, ServerSettings, Tls};
@@ -136,7 +137,8 @@ impl ServeCommand {
         if let Some(admin) = admin {
             admin.stop().await;
         }
-        if let Some(traces) = traces {
+        // Interrupted mid-drain: exit now, without the last batch.
+        if let Some(traces) = traces.filter(|_| served.is_ok()) {
             traces.shutdown().await;
         }
         served
@@ -158,9 +160,13 @@ impl AdminListener {
         println!("> Admin on http://{}:{port}", shown(&hostname));
         std::io::stdout().flush()?;
         let (stop, stopped) = oneshot::channel::<()>();
+        // Probes and scrapers need few connections; no one client may take
+        // them all. It drains last and briefly: what it answers is quick.
         let settings = ServerSettings::default()
             .with_workers(1)
-            .with_max_connections(64);
+            .with_max_connections(256)
+            .with_max_connections_per_ip(Some(16))
+            .with_shutdown_timeout(Duration::from_secs(1));
         let served = tokio::spawn(server::serve(
             listener,
             Admin::new(app.clone()),
@@ -204,9 +210,9 @@ fn release_freed_memory() {
     }
 }
 
-/// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
-/// `HOST:PORT`, from the setting `what` names (`--listen`).
-fn parse_listen(listen: &str, what: &str) -> Result<(String, u16)> {
+/// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces), from the setting
+/// `what` names (`--listen`): its errors name it.
+pub(super) fn parse_listen(listen: &str, what: &str) -> Result<(String, u16)> {
     let Some((host, port)) = listen.rsplit_once(':') else {
         bail!("invalid {what} `{listen}`: write it as HOST:PORT, like 127.0.0.1:3000");
     };

@@ -179,8 +179,10 @@ impl Config {
         path: &Path,
         overrides: &[ServerOverride],
     ) -> Result<Self, ConfigError> {
+        // The file first, alone: its errors keep their line and column.
+        let parsed = Self::parse(text, path)?;
         if overrides.is_empty() {
-            return Self::parse(text, path);
+            return Ok(parsed);
         }
         let mut table: toml::Table =
             toml::from_str(text).map_err(|error| ConfigError::Invalid {
@@ -196,7 +198,8 @@ impl Config {
         let from_env = |path: &Path, key: String, reason: String| {
             let variable = overrides.iter().find(|o| {
                 key == format!("key `server.{}`: ", o.key)
-                    || (key == "key `server`: " && reason.contains(&format!("`{}`", o.key)))
+                    || (key == "key `server`: "
+                        && reason.starts_with(&format!("unknown field `{}`", o.key)))
             });
             match variable {
                 Some(o) => ConfigError::Environment {

@@ -6,8 +6,10 @@
 //! bytes sent (as sent, compressed or not) and duration. The path is the
 //! one the app sees (its canonical form), escaped like every other log
 //! line; the route is a pattern the config or the app declared, never the
-//! path itself. With traces on, the request's server span starts here and
-//! ends with its body (see [`crate::telemetry`]).
+//! path itself. A client that leaves before the response head is counted
+//! and logged with status 499, as nginx does. With traces on, the
+//! request's server span starts here and ends with its body (see
+//! [`crate::telemetry`]).
 
 use super::RenderTarget;
 use crate::body::{Body, BodyError, ResponseFuture};
@@ -49,6 +51,7 @@ layer! {
             _active: build.metrics.request_started(request.method()),
             build,
             span: span.clone(),
+            finished: false,
         };
         // The inner layers' spans are children of the request's.
         let answer: ResponseFuture = Box::pin(this.inner.call(request));
@@ -69,6 +72,52 @@ struct Entry {
     build: Arc<Build>,
     /// The request's server span, when traces are on.
     span: Option<opentelemetry::Context>,
+    /// Whether it was counted, ended and logged.
+    finished: bool,
+}
+
+/// The status a request is counted and logged with when its client left
+/// before the response head (as nginx logs it).
+const CLIENT_CLOSED: u16 = 499;
+
+impl Entry {
+    /// Count the request, end its span and write its log line, once.
+    fn finish(&mut self, status: u16, sent: u64, complete: bool) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        (self.build.metrics).request_ended(&self.method, status, self.route.clone(), elapsed);
+        if let Some(span) = &self.span {
+            crate::telemetry::end_server_span(span, status, complete);
+        }
+        let Some(raw_path) = &self.path else {
+            return;
+        };
+        let mut path = String::with_capacity(raw_path.len());
+        escape_into(&mut path, raw_path);
+        let milliseconds = elapsed.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "access",
+            method = %self.method,
+            path = %path,
+            route = %self.route,
+            status = status,
+            bytes = sent,
+            duration_ms = milliseconds,
+            complete = complete,
+            "{} {path} {status} {sent}{} {milliseconds:.1}ms",
+            self.method,
+            if complete { "" } else { " (incomplete)" },
+        );
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // Dropped before a response: the client left (or the server stopped).
+        self.finish(CLIENT_CLOSED, 0, false);
+    }
 }
 
 /// `response`, observed once its body is done.
@@ -126,33 +175,7 @@ impl http_body::Body for Observed {
 
 impl Drop for Observed {
     fn drop(&mut self) {
-        let entry = &self.entry;
-        let elapsed = entry.started.elapsed();
-        let status = self.status.as_u16();
-        (entry.build.metrics).request_ended(&entry.method, status, entry.route.clone(), elapsed);
         let complete = self.complete || self.inner.is_end_stream();
-        if let Some(span) = &entry.span {
-            crate::telemetry::end_server_span(span, status, complete);
-        }
-        let Some(raw_path) = &entry.path else {
-            return;
-        };
-        let mut path = String::with_capacity(raw_path.len());
-        escape_into(&mut path, raw_path);
-        let milliseconds = elapsed.as_secs_f64() * 1000.0;
-        tracing::info!(
-            target: "access",
-            method = %entry.method,
-            path = %path,
-            route = %entry.route,
-            status = status,
-            bytes = self.sent,
-            duration_ms = milliseconds,
-            complete = complete,
-            "{} {path} {status} {}{} {milliseconds:.1}ms",
-            entry.method,
-            self.sent,
-            if complete { "" } else { " (incomplete)" },
-        );
+        (self.entry).finish(self.status.as_u16(), self.sent, complete);
     }
 }

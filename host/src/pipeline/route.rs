@@ -8,7 +8,6 @@ use super::error::Error;
 use super::{RenderTarget, guest};
 use crate::body::{Body, RequestBody, ResponseFuture, full};
 use crate::build::Build;
-use crate::metrics::InstanceEvent;
 use crate::routing::Routed;
 use http::{Request, Response, header};
 use std::convert::Infallible;
@@ -47,11 +46,6 @@ impl Service<Request<RequestBody>> for Route {
                 None => route(build.clone(), request).await,
             };
             Ok(answer.unwrap_or_else(|error| {
-                match error {
-                    Error::Guest(_) => build.metrics.instance(InstanceEvent::Trapped),
-                    Error::Timeout(_) => build.metrics.instance(InstanceEvent::TimedOut),
-                    _ => {}
-                }
                 let settings = &build.settings;
                 error.into_response(&uri.to_string(), settings.dev, settings.quiet)
             }))

@@ -5,17 +5,23 @@
 //! string: the label set stays as small as what the config and the app
 //! declare, whatever paths clients send.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Patterns past this many pages are not labelled (an app listing more
 /// pages than that is not declaring routes).
 const MAX_PAGES: usize = 1000;
 
+/// The longest pattern that becomes a label.
+const MAX_LABEL: usize = 256;
+
 /// Finds the pattern a path matches.
 #[derive(Clone, Default)]
 pub struct RouteLabels {
     config: matchit::Router<Arc<str>>,
     pages: matchit::Router<Arc<str>>,
+    /// The pages by name, for pages rendered by name.
+    by_name: HashMap<String, Arc<str>>,
     unmatched: Arc<str>,
 }
 
@@ -24,15 +30,20 @@ impl RouteLabels {
     /// first) and `pages` (the app's page patterns, `/posts/[id]`).
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>, pages: &[String]) -> Self {
         let mut labels = Self::default();
-        for pattern in patterns {
+        for pattern in patterns.into_iter().filter(|p| is_label(p)) {
             // A pattern both a redirect and a route have is labelled once.
             let _ = labels.config.insert(pattern, Arc::from(pattern));
         }
-        for page in pages.iter().take(MAX_PAGES) {
+        for page in pages.iter().take(MAX_PAGES).filter(|p| is_label(p)) {
+            let label = Arc::<str>::from(page.as_str());
             // Pages matchit cannot hold (conflicts, braces) go unlabelled.
-            let _ = labels
+            if labels
                 .pages
-                .insert(matchit_pattern(page), Arc::from(page.as_str()));
+                .insert(matchit_pattern(page), label.clone())
+                .is_ok()
+            {
+                labels.by_name.insert(page.clone(), label);
+            }
         }
         labels
     }
@@ -48,11 +59,21 @@ impl RouteLabels {
 
     /// The route of a page rendered by name: the page, if the app has it.
     pub fn page(&self, page: &str) -> Arc<str> {
-        match self.pages.at(&matchit_pattern(page)) {
-            Ok(found) if found.value.as_ref() == page => found.value.clone(),
-            _ => self.unmatched.clone(),
+        match self.by_name.get(page) {
+            Some(label) => label.clone(),
+            None => self.unmatched.clone(),
         }
     }
+}
+
+/// Whether `pattern` may be a label value as it is: short, and printable
+/// without escaping (the metrics text format writes label values raw, and
+/// a guest names its pages).
+fn is_label(pattern: &str) -> bool {
+    pattern.len() <= MAX_LABEL
+        && !pattern
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
 }
 
 impl std::fmt::Debug for RouteLabels {
@@ -99,5 +120,23 @@ mod tests {
         assert_eq!(&*labels.page("/posts/[id]"), "/posts/[id]");
         // A name that only matches a page's pattern is not that page.
         assert_eq!(&*labels.page("/posts/7"), "");
+    }
+
+    #[test]
+    fn patterns_that_would_need_escaping_or_are_too_long_are_not_labels() {
+        let long = format!("/{}", "a".repeat(300));
+        let pages = [
+            "/a\"b".to_string(),
+            "/x\\y".into(),
+            "/new\nline".into(),
+            long.clone(),
+        ];
+        let labels = RouteLabels::new(["/q\"{x}"], &pages);
+        for path in ["/a\"b", "/x\\y", "/new\nline", &long, "/q\"1"] {
+            assert_eq!(&*labels.route(path), "", "{path:?}");
+        }
+        for page in &pages {
+            assert_eq!(&*labels.page(page), "", "{page:?}");
+        }
     }
 }

@@ -64,6 +64,18 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServedOn(pub SocketAddr);
 
+/// In a request's extensions when it came over TLS: the app sees `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https;
+
+/// The scheme `request` came with: `https` over TLS, else `http`.
+pub fn scheme_of<B>(request: &Request<B>) -> http::uri::Scheme {
+    match request.extensions().get::<Https>() {
+        Some(Https) => http::uri::Scheme::HTTPS,
+        None => http::uri::Scheme::HTTP,
+    }
+}
+
 /// How the server treats its connections; [`ServerSettings::from_config`]
 /// reads them from `[server]` and `[limits]`, and the `with_` methods
 /// change one each:
@@ -339,10 +351,14 @@ async fn serve_connections<S, B>(
     let mut opening = tokio::task::JoinSet::new();
     let serve = |stream: Either<TcpStream, TlsStream<TcpStream>>, permit: Slot| {
         let activity = connection::Activity::new();
+        let https = matches!(stream, Either::Right(_));
         let service = {
             let (service, activity) = (service.clone(), activity.clone());
             hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(served_on);
+                if https {
+                    request.extensions_mut().insert(Https);
+                }
                 let open = activity.begin();
                 let answer = service.call(request);
                 async move {

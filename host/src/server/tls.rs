@@ -27,7 +27,14 @@ pub struct Tls {
     cert: PathBuf,
     key: PathBuf,
     config: ArcSwap<ServerConfig>,
+    /// The files' stamps when the pair in use was read.
+    loaded: [Option<Stamp>; 2],
 }
+
+/// What tells that a file changed: its inode, modification and change
+/// times, and length (following symlinks), so that a copy that keeps the
+/// modification time and the length is still seen.
+type Stamp = (u64, SystemTime, i64, i64, u64);
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,11 +49,15 @@ impl Tls {
     /// Load the certificate chain at `cert` and the private key at `key`
     /// (PEM), with a clear error naming the file that is wrong.
     pub fn load(cert: &Path, key: &Path) -> Result<Self> {
+        // Stamped before reading: a change made while the app compiles,
+        // before `watch` starts, is still seen.
+        let loaded = [stamp(cert), stamp(key)];
         let config = server_config(cert, key)?;
         Ok(Self {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             config: ArcSwap::from_pointee(config),
+            loaded,
         })
     }
 
@@ -57,7 +68,7 @@ impl Tls {
 
     /// Reload the pair whenever either file changes, until dropped.
     pub(super) async fn watch(self: Arc<Self>) {
-        let mut seen = self.stamps();
+        let mut seen = self.loaded;
         loop {
             tokio::time::sleep(POLL).await;
             let now = self.stamps();
@@ -76,15 +87,21 @@ impl Tls {
         }
     }
 
-    /// What tells that a file changed: its modification time and length
-    /// (following symlinks).
-    fn stamps(&self) -> [Option<(SystemTime, u64)>; 2] {
-        let stamp = |path: &Path| {
-            let metadata = std::fs::metadata(path).ok()?;
-            Some((metadata.modified().ok()?, metadata.len()))
-        };
+    fn stamps(&self) -> [Option<Stamp>; 2] {
         [stamp(&self.cert), stamp(&self.key)]
     }
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((
+        metadata.ino(),
+        metadata.modified().ok()?,
+        metadata.ctime(),
+        metadata.ctime_nsec(),
+        metadata.len(),
+    ))
 }
 
 fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig> {

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -104,7 +105,7 @@ pub(crate) fn is_timeout(error: &wasmtime::Error) -> bool {
 }
 
 /// A p3 guest sees the request's scheme and authority as the p2 path gives
-/// them (`http`, from `Host`); hyper leaves an origin-form URI without
+/// them (`http`, or `https` over TLS; the authority from `Host`); hyper leaves an origin-form URI without
 /// either, and wasi:http@0.3 hides the `Host` header from the guest.
 fn with_absolute_uri<B>(mut request: Request<B>) -> Request<B> {
     if request.uri().authority().is_some() {
@@ -118,7 +119,7 @@ fn with_absolute_uri<B>(mut request: Request<B>) -> Request<B> {
         return request;
     };
     let mut parts = request.uri().clone().into_parts();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.scheme = Some(crate::server::scheme_of(&request));
     parts.authority = Some(authority);
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -161,6 +162,8 @@ impl HandlerState for Instances {
                 max_uses: settings.max_uses,
                 max_concurrent: settings.max_concurrent,
                 failures: Mutex::new(Vec::new()),
+                started: AtomicUsize::new(0),
+                metrics: settings.metrics.clone(),
             },
         })
     }
@@ -202,6 +205,10 @@ struct Worker {
     max_uses: usize,
     max_concurrent: usize,
     failures: Mutex<Vec<oneshot::Sender<String>>>,
+    /// Requests it has taken.
+    started: AtomicUsize,
+    /// Count its reuse and its end.
+    metrics: Arc<Metrics>,
 }
 
 /// What a worker learns of a request as it takes it.
@@ -239,6 +246,9 @@ impl WorkerState for Worker {
         // its outgoing requests are: they continue no trace then.
         let trace = start.trace.filter(|_| self.max_concurrent == 1);
         store.data_mut().serving(&start.method, &start.path, trace);
+        if self.started.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.metrics.instance(InstanceEvent::Reused);
+        }
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|failed| !failed.is_closed());
         failures.push(start.failed);
@@ -248,6 +258,12 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
         if let Err(error) = result {
+            // Counted here, once per instance, whether it failed before a
+            // response head or after.
+            self.metrics.instance(match is_timeout(&error) {
+                true => InstanceEvent::TimedOut,
+                false => InstanceEvent::Trapped,
+            });
             let failures =
                 std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
             let reason = format!("{error:#}");

@@ -70,11 +70,12 @@ fn spans_continue_the_clients_trace_and_reach_the_guests_upstream() {
         );
         assert_eq!(fetched.status, 200, "{name}: {}", fetched.text());
 
-        let spans = receiver.wait_for(|spans| spans.iter().any(is_client_span), name);
-        let server_span = spans
-            .iter()
-            .find(|span| span.kind == SpanKind::Server as i32)
-            .unwrap_or_else(|| panic!("{name}: no server span in {spans:#?}"));
+        // The server span ends last, once the response body is sent.
+        let spans = receiver.wait_for(
+            |spans| spans.iter().any(is_client_span) && spans.iter().any(is_server_span),
+            name,
+        );
+        let server_span = spans.iter().find(|span| is_server_span(span)).unwrap();
         assert_eq!(hex(&server_span.trace_id), TRACE_ID, "{name}");
         assert_eq!(hex(&server_span.parent_span_id), CLIENT_SPAN_ID, "{name}");
         // No route declared: named by the method alone, never the raw path.
@@ -177,6 +178,10 @@ fn without_an_endpoint_nothing_is_sent_and_a_bad_setting_is_named() {
 
 fn is_client_span(span: &Span) -> bool {
     span.kind == SpanKind::Client as i32
+}
+
+fn is_server_span(span: &Span) -> bool {
+    span.kind == SpanKind::Server as i32
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -151,7 +151,11 @@ async fn p2(
         trace.clone(),
     );
     let http = &mut reusable.store.data_mut().http();
-    let incoming = http.new_incoming_request(Scheme::Http, request)?;
+    let scheme = match request.extensions().get::<crate::server::Https>() {
+        Some(_) => Scheme::Https,
+        None => Scheme::Http,
+    };
+    let incoming = http.new_incoming_request(scheme, request)?;
     let out = http.new_response_outparam(sender)?;
     let timeout = admitted.settings.timeout;
     let metrics = admitted.metrics.clone();
@@ -184,8 +188,14 @@ async fn p2(
                 admitted.idle_handlers.give_back(reusable);
                 return Ok(());
             }
-            Ok(Err(error)) => (error, false),
-            Err(_elapsed) => (format_err!("the guest ran past the request timeout"), true),
+            Ok(Err(error)) => {
+                metrics.instance(InstanceEvent::Trapped);
+                (error, false)
+            }
+            Err(_elapsed) => {
+                metrics.instance(InstanceEvent::TimedOut);
+                (format_err!("the guest ran past the request timeout"), true)
+            }
         };
         // Tell the body before the instance is dropped, which ends it.
         let _ = failed.send(format!("{error:#}"));

@@ -106,8 +106,15 @@ async fn call(
         Ok::<_, wasmtime::Error>(rendered)
     };
     match tokio::time::timeout(build.settings.timeout, run).await {
-        Ok(result) => Ok(result?),
-        Err(_elapsed) => Err(Error::Timeout(build.settings.timeout)),
+        Ok(Ok(rendered)) => Ok(rendered),
+        Ok(Err(error)) => {
+            build.metrics.instance(InstanceEvent::Trapped);
+            Err(error.into())
+        }
+        Err(_elapsed) => {
+            build.metrics.instance(InstanceEvent::TimedOut);
+            Err(Error::Timeout(build.settings.timeout))
+        }
     }
 }
 
