@@ -67,7 +67,10 @@ umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$work/bundle"
 rootfs="$work/bundle/rootfs"
 
+# Without its debug info (`dist` keeps line tables, most of its size): the
+# image has no debugger, and backtraces are off in production.
 install -m 0755 "$binary" "$rootfs/switchyard"
+strip --strip-debug "$rootfs/switchyard"
 
 # The libraries the binary loads, and the loader itself: `ldd` prints
 # `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` for each and
