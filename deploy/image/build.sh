@@ -70,7 +70,11 @@ rootfs="$work/bundle/rootfs"
 # Without its debug info (`dist` keeps line tables, most of its size): the
 # image has no debugger, and backtraces are off in production.
 install -m 0755 "$binary" "$rootfs/switchyard"
-strip --strip-debug "$rootfs/switchyard"
+if command -v strip >/dev/null; then
+    strip --strip-debug "$rootfs/switchyard"
+else
+    echo "warning: no \`strip\` (binutils): the image keeps the binary's debug info" >&2
+fi
 
 # The libraries the binary loads, and the loader itself: `ldd` prints
 # `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` for each and

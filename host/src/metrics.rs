@@ -55,7 +55,7 @@ struct ReasonLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// What a response-cache lookup found.
+/// What a response-cache lookup found (in the order of its counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheResult {
     /// Served from the cache, fresh.
@@ -81,7 +81,7 @@ impl CacheResult {
     }
 }
 
-/// What happened to a guest instance.
+/// What happened to a guest instance (in the order of its counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InstanceEvent {
     /// A new instance was made for a request.
@@ -108,9 +108,11 @@ pub struct Metrics {
     registry: Registry,
     request_duration: HistogramFamily<RequestLabels>,
     active_requests: Family<MethodLabel, Gauge>,
-    instances: Family<ResultLabel, Counter>,
+    /// By [`InstanceEvent`], in its order: no lookup per request.
+    instances: [Counter; 4],
     admission_rejections: Counter,
-    cache_lookups: Family<ResultLabel, Counter>,
+    /// By [`CacheResult`], in its order.
+    cache_lookups: [Counter; 4],
     cache_bytes: Gauge,
     compile_cache: Family<ResultLabel, Counter>,
     compile_duration: Histogram,
@@ -201,14 +203,20 @@ impl Metrics {
         );
         // Every known label value from the start, at zero: a query sees a
         // counter that has not moved yet, and its first rise.
-        let zero = |family: &Family<ResultLabel, Counter>, results: &[&'static str]| {
-            for &result in results {
-                let _ = family.get_or_create(&ResultLabel { result });
-            }
+        let counters = |family: &Family<ResultLabel, Counter>, results: [&'static str; 4]| {
+            results.map(|result| family.get_or_create(&ResultLabel { result }).clone())
         };
-        zero(&instances, &["created", "reused", "trapped", "timed_out"]);
-        zero(&cache_lookups, &["hit", "miss", "stale", "bypass"]);
-        zero(&compile_cache, &["hit", "miss"]);
+        let instances = counters(&instances, ["created", "reused", "trapped", "timed_out"]);
+        let results = [
+            CacheResult::Hit,
+            CacheResult::Miss,
+            CacheResult::Stale,
+            CacheResult::Bypass,
+        ];
+        let cache_lookups = counters(&cache_lookups, results.map(CacheResult::as_str));
+        for result in ["hit", "miss"] {
+            let _ = compile_cache.get_or_create(&ResultLabel { result });
+        }
         for reason in ["max_connections", "max_connections_per_ip"] {
             let _ = connections_refused.get_or_create(&ReasonLabel { reason });
         }
@@ -266,13 +274,7 @@ impl Metrics {
     }
 
     pub(crate) fn instance(&self, event: InstanceEvent) {
-        let result = match event {
-            InstanceEvent::Created => "created",
-            InstanceEvent::Reused => "reused",
-            InstanceEvent::Trapped => "trapped",
-            InstanceEvent::TimedOut => "timed_out",
-        };
-        self.instances.get_or_create(&ResultLabel { result }).inc();
+        self.instances[event as usize].inc();
     }
 
     pub(crate) fn admission_rejected(&self) {
@@ -280,11 +282,7 @@ impl Metrics {
     }
 
     pub(crate) fn cache_lookup(&self, result: CacheResult) {
-        self.cache_lookups
-            .get_or_create(&ResultLabel {
-                result: result.as_str(),
-            })
-            .inc();
+        self.cache_lookups[result as usize].inc();
     }
 
     pub(crate) fn set_cache_bytes(&self, bytes: u64) {
