@@ -123,8 +123,10 @@ impl Drop for Entry {
 /// `response`, observed once its body is done.
 fn observe(entry: Entry, response: Response<Body>) -> Response<Body> {
     let status = response.status();
+    let announced = crate::body::announced_length(response.headers());
     response.map(|inner| {
         Observed {
+            length: inner.size_hint().exact().or(announced),
             inner,
             entry,
             status,
@@ -139,7 +141,10 @@ struct Observed {
     inner: Body,
     entry: Entry,
     status: StatusCode,
+    /// The body's length, when it was known before it was sent.
+    length: Option<u64>,
     sent: u64,
+    /// Whether the body's end was read.
     complete: bool,
 }
 
@@ -175,7 +180,11 @@ impl http_body::Body for Observed {
 
 impl Drop for Observed {
     fn drop(&mut self) {
-        let complete = self.complete || self.inner.is_end_stream();
+        // A server that sent all of a known length may drop the body
+        // without reading its end: that is complete too.
+        let complete = self.complete
+            || self.inner.is_end_stream()
+            || self.length.is_some_and(|length| self.sent == length);
         (self.entry).finish(self.status.as_u16(), self.sent, complete);
     }
 }
