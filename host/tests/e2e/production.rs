@@ -601,22 +601,24 @@ fn json_logs_keep_guest_output_lines_json_too() {
 // ---------------------------------------------------------------------------
 // TLS
 
+/// `serve` over HTTPS with the `cert.pem` and `key.pem` of its directory.
+const TLS_ARGS: [&str; 8] = [
+    "serve",
+    APP_COMPONENT,
+    "--listen",
+    "127.0.0.1:0",
+    "--tls-cert",
+    "cert.pem",
+    "--tls-key",
+    "key.pem",
+];
+
 #[test]
 fn tls_serves_h2_and_http1_by_alpn_to_curl() {
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
     ca.leaf("switchyard first", 1).write(dir.path());
-    let args = [
-        "serve",
-        APP_COMPONENT,
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        "cert.pem",
-        "--tls-key",
-        "key.pem",
-    ];
-    let server = serve_https(&args, dir.path());
+    let server = serve_https(&TLS_ARGS, dir.path());
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();
     let url = format!("https://127.0.0.1:{}/a?name=tls", server.address.port());
@@ -686,20 +688,10 @@ fn a_tls_handshake_that_never_comes_is_cut_off_after_header_read_timeout() {
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
     ca.leaf("switchyard", 1).write(dir.path());
-    let args = [
-        "serve",
-        APP_COMPONENT,
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        "cert.pem",
-        "--tls-key",
-        "key.pem",
-    ];
     let envs = [("SWITCHYARD_SERVER_HEADER_READ_TIMEOUT", "1s")];
     let server = Server::start_announcing(
         SWITCHYARD,
-        &args,
+        &TLS_ARGS,
         Some(dir.path()),
         &envs,
         "> Ready on https://",
@@ -762,17 +754,7 @@ fn bad_tls_files_fail_startup_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
-        let args = [
-            "serve",
-            APP_COMPONENT,
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-        ];
-        let stderr = switchyard_tests::process::run_failing(SWITCHYARD, &args, dir.path());
+        let stderr = switchyard_tests::process::run_failing(SWITCHYARD, &TLS_ARGS, dir.path());
         assert!(stderr.contains(error), "expected `{error}` in: {stderr}");
     }
 
