@@ -18,6 +18,8 @@ chromium_version := "156.0.8078.114-1~deb12u1"
 
 # Debian's nginx, the load balancer of `just cluster` and the cluster test.
 nginx_version := "1.22.1-9+deb12u12"
+# Debian's Redis, for the tests of the Redis key-value store and shared cache.
+redis_version := "5:7.0.15-1~deb12u10"
 
 # deploy/'s tools: the Kubernetes manifests' validator (PyPI), and Debian's umoci and
 # jq, which deploy/image/build.sh builds the OCI image with (no container daemon).
@@ -71,7 +73,7 @@ install-wasmtime:
 
 # Run build/composed.wasm under the stock `wasmtime serve` (default 0.0.0.0:8080; pass `--addr`).
 serve-wasmtime *ARGS: compose install-wasmtime
-    wasmtime serve -Scli {{ARGS}} build/composed.wasm
+    wasmtime serve -Scli -Skeyvalue -Sconfig {{ARGS}} build/composed.wasm
 
 # target/image/switchyard.tar is for `docker load -i` or `podman load -i`; deploy/kubernetes runs it.
 # Build the OCI image of the dist host and build/app.wasm, without a container daemon.
@@ -82,7 +84,7 @@ image: build-guest install-deploy-tools
 # The guest SDK's unit and doc tests, then the host's unit and end-to-end tests (some
 # run the stock `wasmtime serve` and headless Chromium, installed when missing).
 # Run every test.
-test: install-wasmtime install-chromium install-deploy-tools install-nginx wasm-target
+test: install-wasmtime install-chromium install-deploy-tools install-nginx install-redis wasm-target
     cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p app
     cargo test --workspace
 
@@ -129,6 +131,20 @@ install-deploy-tools:
     install "umoci={{umoci_version}}" "jq={{jq_version}}" || {
         echo "umoci {{umoci_version}} or jq {{jq_version}} is no longer in the archive: installing the successors" >&2
         install umoci jq
+    }
+
+# As root or with sudo: the pinned version, or its successor once Debian's archive moved on.
+# Install Debian's redis-server for the Redis tests, when neither it nor valkey-server is there.
+install-redis:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    { command -v redis-server || command -v valkey-server; } >/dev/null && exit 0
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+    install "redis-server={{redis_version}}" "redis-tools={{redis_version}}" || {
+        echo "redis-server {{redis_version}} is no longer in the archive: installing its successor" >&2
+        install redis-server redis-tools
     }
 
 # Benchmarks, release builds, every server side by side in one run (needs wrk: installed when missing).

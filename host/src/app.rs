@@ -222,6 +222,15 @@ impl App {
     pub fn config(&self) -> Option<Config> {
         self.with_build(|build| build.resolved.config.clone())
     }
+
+    /// Where the prepared app keeps its data (the config's `data_dir`,
+    /// resolved).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.with_build(|build| {
+            let config = &build.resolved.config;
+            config.resolve(&config.data_dir)
+        })
+    }
 }
 
 impl AppBuilder {
@@ -316,6 +325,13 @@ impl AppBuilder {
     /// directory); `None` compiles at every start.
     pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.options.cache_dir = dir;
+        self
+    }
+
+    /// Where the app's data lives (its embedded key-value stores),
+    /// overriding the config's `data_dir`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.data_dir = Some(dir.into());
         self
     }
 

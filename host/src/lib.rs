@@ -42,6 +42,7 @@ mod app;
 pub mod body;
 mod build;
 pub mod config;
+mod data;
 mod dev;
 mod encoding;
 mod layer;

@@ -1,10 +1,11 @@
 //! Test support for Switchyard: the guest components (built by `build.rs`),
 //! a plain HTTP/1.1 client, a handle on a `switchyard` process, and a
-//! strict parser of the metrics it exposes.
+//! strict parser of the metrics it exposes, and a real Redis server.
 
 pub mod client;
 pub mod openmetrics;
 pub mod process;
+pub mod redis;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 

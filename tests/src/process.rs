@@ -188,7 +188,16 @@ pub fn wasmtime_cli() -> String {
 
 /// `wasmtime serve -Scli ARGS COMPONENT` in `dir`, on a free port of 127.0.0.1.
 pub fn wasmtime_serve(component: &str, args: &[&str], dir: &Path) -> Server {
-    let mut all = vec!["serve", "-Scli", "--addr", "127.0.0.1:0"];
+    // `-Skeyvalue -Sconfig`: the example app imports wasi:keyvalue and
+    // wasi:config (its pages work on without a store there).
+    let mut all = vec![
+        "serve",
+        "-Scli",
+        "-Skeyvalue",
+        "-Sconfig",
+        "--addr",
+        "127.0.0.1:0",
+    ];
     all.extend_from_slice(args);
     all.push(component);
     Server::start_announcing(

@@ -1,7 +1,9 @@
 //! The example Switchyard site: a small blog, the pages a new user sees first.
 //!
 //! - `/`, and the seed's `/a` and `/b` (each greets the `name` query parameter);
-//! - `/posts` and the dynamic `/posts/[id]`, from the app's own data;
+//! - `/posts` and the dynamic `/posts/[id]`, from the app's own data, with
+//!   comments (a form that POSTs to `/api/comments`) kept in the server's
+//!   key-value store `site`;
 //! - `/search`, a form that GETs a page;
 //! - `/profile`, a form that POSTs to the API route `/api/profile`, which
 //!   sets a cookie and redirects back (303, so a reload does not post again);
@@ -9,9 +11,14 @@
 //! - `/cached`, the ssr-caching example;
 //! - `/boom` (a page that fails), and the app's own `/404` and `/_error` pages.
 //!
+//! The home page counts its visits in the same store, and shows the
+//! `tagline` variable of the server's `[variables]`. Without a `site`
+//! store (a config that grants none), the pages say so and work on.
+//!
 //! Every HTML page is an askama template (it escapes what it prints) that
 //! extends `layout.html`; the stylesheet is `public/style.css`.
 
+mod comments;
 mod posts;
 mod profile;
 
@@ -34,6 +41,7 @@ impl App for Site {
             .page("/api/posts", posts::api)
             .page("/profile", profile::page)
             .page("/api/profile", profile::save)
+            .page("/api/comments", comments::add)
             .page("/api/hello", hello)
             .page("/cached", cached)
             .page("/boom", boom)
@@ -59,13 +67,26 @@ struct Index {
     visitor: Visitor,
     patterns: Vec<&'static str>,
     posts: &'static [posts::Post],
+    /// `None` when the server grants no `site` store.
+    visits: Option<u64>,
+    tagline: String,
 }
 
+/// The home page: counts its visits (an atomic increment, right across
+/// replicas sharing a Redis store) and shows the `tagline` variable.
 fn index(req: &Request) -> Result<Index> {
+    let visits = match switchyard_app::kv::Store::open(comments::STORE) {
+        Ok(store) => Some(store.increment("visits", 1)?),
+        Err(_) => None,
+    };
+    let tagline = switchyard_app::config::get("tagline")?
+        .unwrap_or_else(|| "Server-rendered pages from a WebAssembly component.".into());
     Ok(Index {
         visitor: Visitor::of(req),
         patterns: switchyard_app::pages::<Site>().patterns().collect(),
         posts: posts::POSTS,
+        visits,
+        tagline,
     })
 }
 

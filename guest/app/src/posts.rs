@@ -2,9 +2,11 @@
 //! a JSON API, and a page that fetches that API over HTTP.
 
 use crate::Visitor;
+use crate::comments::{self, Comment};
 use askama::Template;
 use serde::{Deserialize, Serialize};
-use switchyard_app::{Context, Json, NotFound, Request, Result, fetch};
+use switchyard_app::kv::Store;
+use switchyard_app::{Context, IntoResponse, Json, NotFound, Request, Response, Result, fetch};
 
 /// A blog post.
 #[derive(Debug, Clone, Serialize)]
@@ -72,15 +74,36 @@ pub(crate) fn list(req: &Request) -> Result<List> {
 pub(crate) struct Page {
     visitor: Visitor,
     post: &'static Post,
+    /// `None` when the server grants no `site` store.
+    comments: Option<Vec<Comment>>,
+    problem: Option<String>,
 }
 
-/// `/posts/[id]`: the post, or the app's 404 page.
-pub(crate) fn post(req: &Request) -> Result<Page> {
+/// `/posts/[id]`: the post and its comments, or the app's 404 page. The
+/// server caches it (per visitor cookie) until a new comment revalidates
+/// it; it is tagged `posts` and `post-ID`.
+pub(crate) fn post(req: &Request) -> Result<Response> {
     let id = req.param("id").unwrap_or_default();
     let post = POSTS.iter().find(|post| post.id == id).ok_or(NotFound)?;
-    Ok(Page {
+    let comments = match Store::open(comments::STORE) {
+        Ok(store) => Some(comments::of(&store, post.id)?),
+        Err(_) => None,
+    };
+    let problem = req.query("problem").map(str::to_string);
+    let cacheable = problem.is_none() && comments.is_some();
+    let page = Page {
         visitor: Visitor::of(req),
         post,
+        comments,
+        problem,
+    }
+    .into_response()?;
+    Ok(if cacheable {
+        page.with_header("cache-control", "public, s-maxage=3600")
+            .with_header("vary", "cookie")
+            .cache_tags(&["posts", &format!("post-{}", post.id)])
+    } else {
+        page
     })
 }
 

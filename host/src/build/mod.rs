@@ -16,13 +16,15 @@ pub(crate) use resolved::Resolved;
 pub(crate) use settings::RequestSettings;
 
 use crate::config::ConfigError;
+use crate::data::keyvalue::OpenStores;
+use crate::data::{Granted, Revalidator, Variables};
 use crate::metrics::Metrics;
 use crate::response_cache::{CacheSettings, ResponseCache};
 use crate::routing::{RouteLabels, RouteTable};
 use crate::static_files::PublicDir;
 use crate::wasm::bindings::AppPre;
 use crate::wasm::component;
-use crate::wasm::composition;
+use crate::wasm::composition::{self, Target};
 use crate::wasm::engine::{self, EngineSettings};
 use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
 use crate::wasm::outgoing::{Grant, Outgoing, OwnAddresses};
@@ -108,6 +110,8 @@ pub(crate) struct AppShared {
     pub(crate) own: OwnAddresses,
     /// The app's metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// The app's open key-value stores.
+    pub(crate) stores: Arc<OpenStores>,
 }
 
 impl Build {
@@ -158,7 +162,14 @@ impl Build {
             })?),
             AppKind::Proxy | AppKind::P3Handler => None,
         };
-        let store = store_settings(&resolved, shared.own.clone())?;
+        let response_cache = config.cache.enabled.then(|| {
+            Arc::new(ResponseCache::new(CacheSettings {
+                max_size: config.cache.max_size,
+                max_entry_size: config.cache.max_entry_size,
+                wait: limits.request_timeout,
+            }))
+        });
+        let store = store_settings(&resolved, shared, response_cache.clone())?;
         let http = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
                 format!(
@@ -206,19 +217,12 @@ impl Build {
             ),
             None => None,
         };
-        let cache = config.cache.enabled.then(|| {
-            Arc::new(ResponseCache::new(CacheSettings {
-                max_size: config.cache.max_size,
-                max_entry_size: config.cache.max_entry_size,
-                wait: limits.request_timeout,
-            }))
-        });
         let mut build = Self {
             engine,
             kind,
             renderer,
             http,
-            cache,
+            cache: response_cache,
             store,
             routes,
             public,
@@ -304,8 +308,18 @@ impl Build {
 }
 
 /// What every store gets: the settings the host passes on, and the grants.
-fn store_settings(resolved: &Resolved, own: OwnAddresses) -> Result<StoreSettings> {
+fn store_settings(
+    resolved: &Resolved,
+    shared: &AppShared,
+    cache: Option<Arc<ResponseCache>>,
+) -> Result<StoreSettings> {
     let config = &resolved.config;
+    let config_path = resolved.config_path();
+    let data = Granted {
+        stores: shared.stores.grant(config, &config_path)?,
+        variables: Variables::resolve(config, &config_path)?,
+        revalidator: Revalidator::new(cache),
+    };
     let grants = &config.grants;
     let mut env: Vec<(String, String)> = grants.env.clone().into_iter().collect();
     for name in &grants.inherit_env {
@@ -335,8 +349,9 @@ fn store_settings(resolved: &Resolved, own: OwnAddresses) -> Result<StoreSetting
     Ok(StoreSettings {
         env: Arc::from(env),
         dirs: Arc::from(dirs),
-        outgoing_http: Outgoing::new(grants_of(resolved)?, own),
+        outgoing_http: Outgoing::new(grants_of(resolved)?, shared.own.clone()),
         max_memory: usize::try_from(config.limits.max_memory).unwrap_or(usize::MAX),
+        data,
     })
 }
 
@@ -395,7 +410,12 @@ fn grants_of(resolved: &Resolved) -> Result<Arc<[Grant]>> {
 
 /// Read the routers and compose them in front of the app's `bytes`.
 fn compose_routers(resolved: &Resolved, app_bytes: &[u8]) -> Result<Vec<u8>> {
-    composition::compose_files(&resolved.app, app_bytes, &resolved.routers)
+    composition::compose_files(
+        &resolved.app,
+        app_bytes,
+        &resolved.routers,
+        Target::Switchyard,
+    )
 }
 
 /// `` `a.wasm`, `b.wasm` ``

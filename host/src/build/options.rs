@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub(crate) component: Option<PathBuf>,
     pub(crate) routers: Vec<PathBuf>,
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Where the app's data lives, over the config's `data_dir`.
+    pub(crate) data_dir: Option<PathBuf>,
     /// Dev mode's build command, over the config's `[dev] build`.
     pub(crate) build: Option<String>,
     /// Dev mode's watched source globs, over the config's `[dev] watch`.

@@ -70,6 +70,10 @@ impl Resolved {
         } else {
             options.routers.clone()
         };
+        let mut config = config;
+        if let Some(dir) = &options.data_dir {
+            config.data_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        }
         let build_command = options.build.clone().or_else(|| config.dev.build.clone());
         let watch = if options.watch.is_empty() {
             config.dev.watch.clone()

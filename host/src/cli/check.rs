@@ -54,6 +54,28 @@ impl CheckCommand {
         } else {
             println!("cache: off; compression {compression}");
         }
+        // Names and where values come from, never the values (secrets).
+        for (name, store) in &config.keyvalue {
+            let backend = match &store.url {
+                Some(_) => "Redis (its URL is not shown)".to_string(),
+                None => format!(
+                    "embedded, `{}`",
+                    app.data_dir()
+                        .unwrap_or_default()
+                        .join("keyvalue")
+                        .join(format!("{name}.redb"))
+                        .display()
+                ),
+            };
+            println!("keyvalue.{name}: {backend}");
+        }
+        for (name, variable) in &config.variables {
+            let source = match variable {
+                switchyard::config::Variable::Value(_) => "set in the config".to_string(),
+                switchyard::config::Variable::Env { env } => format!("from ${env}"),
+            };
+            println!("variables.{name}: {source}");
+        }
         Ok(())
     }
 }

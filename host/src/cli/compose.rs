@@ -3,6 +3,7 @@
 
 use clap::Args;
 use std::path::PathBuf;
+use switchyard::wasm::composition::{self, Target};
 use wasmtime::Result;
 use wasmtime::error::Context;
 
@@ -21,7 +22,7 @@ pub(crate) struct ComposeCommand {
 impl ComposeCommand {
     pub(crate) fn execute(self) -> Result<()> {
         let app = switchyard::read_component(&self.app)?;
-        let composed = switchyard::wasm::composition::compose_files(&self.app, &app, &self.router)?;
+        let composed = composition::compose_files(&self.app, &app, &self.router, Target::AnyHost)?;
         std::fs::write(&self.output, &composed)
             .with_context(|| format!("failed to write `{}`", self.output.display()))?;
         println!(

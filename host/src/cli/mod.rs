@@ -75,6 +75,10 @@ pub(crate) struct AppArgs {
     /// Compile at every start: neither read nor write the compile cache.
     #[arg(long)]
     pub(crate) no_cache: bool,
+    /// Where the app's embedded key-value stores live [default: the
+    /// config's `data_dir`, else `.switchyard` beside the config].
+    #[arg(long, value_name = "DIR", env = "SWITCHYARD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 impl AppArgs {
@@ -95,6 +99,9 @@ impl AppArgs {
         }
         if self.no_cache {
             builder = builder.cache_dir(None);
+        }
+        if let Some(dir) = &self.data_dir {
+            builder = builder.data_dir(dir);
         }
         builder
     }

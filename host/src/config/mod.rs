@@ -14,10 +14,12 @@
 //! Every key is checked while parsing (`deny_unknown_fields`, typed sizes and
 //! durations), and every error names the file, the key and the reason.
 
+mod data;
 mod env;
 mod human;
 mod sections;
 
+pub use data::{KeyValueConfig, Secret, Variable};
 pub use env::{ServerOverride, server_overrides};
 
 pub use crate::routing::{RedirectConfig, RouteConfig};
@@ -26,6 +28,7 @@ pub use sections::{
     AdminConfig, CacheConfig, DevConfig, Grants, Limits, Performance, ServerConfig, TlsConfig,
 };
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The file name looked for in the app's directory.
@@ -77,6 +80,16 @@ pub struct Config {
     /// The admin listener.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Where the app's data lives (the embedded key-value stores), relative
+    /// to the file; default `.switchyard`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Key-value stores the app may open (`wasi:keyvalue`), by name.
+    #[serde(default)]
+    pub keyvalue: BTreeMap<String, KeyValueConfig>,
+    /// Variables the app may read (`wasi:config`), by name.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -99,6 +112,9 @@ impl Default for Config {
             cache: CacheConfig::default(),
             dev: DevConfig::default(),
             admin: AdminConfig::default(),
+            data_dir: default_data_dir(),
+            keyvalue: BTreeMap::new(),
+            variables: BTreeMap::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -106,6 +122,10 @@ impl Default for Config {
 
 fn enabled() -> bool {
     true
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".switchyard")
 }
 
 /// A configuration file that could not be used.
@@ -286,6 +306,53 @@ impl Config {
                     path,
                     &format!("grants.dirs.{guest}"),
                     "the guest path must be absolute, like \"/data\"",
+                ));
+            }
+        }
+        self.check_data(path)
+    }
+
+    /// `[keyvalue.NAME]` and `[variables]`: names that are safe as file
+    /// names and labels, and URLs the Redis client can use.
+    fn check_data(&self, path: &Path) -> Result<(), ConfigError> {
+        const NAME: &str =
+            "must be 1 to 64 of letters, digits, `_`, `-` and `.`, not starting with `.`";
+        for (name, store) in &self.keyvalue {
+            if !data::is_data_name(name) {
+                return Err(ConfigError::invalid(
+                    path,
+                    &format!("keyvalue.{name}"),
+                    NAME,
+                ));
+            }
+            if let Some(url) = &store.url {
+                crate::data::keyvalue::check_url(url.expose()).map_err(|reason| {
+                    ConfigError::invalid(path, &format!("keyvalue.{name}.url"), reason)
+                })?;
+            }
+            if store.pool_size == 0 {
+                return Err(ConfigError::invalid(
+                    path,
+                    &format!("keyvalue.{name}.pool_size"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for (name, variable) in &self.variables {
+            if !data::is_data_name(name) {
+                return Err(ConfigError::invalid(
+                    path,
+                    &format!("variables.{name}"),
+                    NAME,
+                ));
+            }
+            if let Variable::Env { env } = variable
+                && (env.is_empty() || env.contains(['=', '\0']))
+            {
+                return Err(ConfigError::invalid(
+                    path,
+                    &format!("variables.{name}.env"),
+                    "must name an environment variable",
                 ));
             }
         }

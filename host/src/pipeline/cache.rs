@@ -2,12 +2,16 @@
 //! [`ResponseCache`](crate::response_cache::ResponseCache) (unless
 //! `[cache] enabled = false`), with routing and the guest behind it. A
 //! page rendered by name (`App::render`) is cached under its page and
-//! query as well as its URL. Each lookup is counted by its result.
+//! query as well as its URL. Each lookup is counted by its result. Where
+//! there is a cache, it owns `Cache-Tag`: the header never leaves the
+//! server, whether or not the response was stored.
 
 use super::RenderTarget;
+use crate::body::ResponseFuture;
 use crate::build::Build;
 use crate::layer::layer;
 use crate::metrics::CacheResult;
+use crate::response_cache::CACHE_TAG;
 use http::Method;
 
 layer! {
@@ -21,10 +25,16 @@ layer! {
         };
         let cacheable = request.method() == Method::GET || request.method() == Method::HEAD;
         let Some(cache) = build.cache.clone().filter(|_| cacheable) else {
-            if build.cache.is_some() {
-                build.metrics.cache_lookup(CacheResult::Bypass);
+            if build.cache.is_none() {
+                return Box::pin(this.inner.call(request));
             }
-            return Box::pin(this.inner.call(request));
+            build.metrics.cache_lookup(CacheResult::Bypass);
+            let response: ResponseFuture = Box::pin(this.inner.call(request));
+            return Box::pin(async move {
+                let mut response = response.await?;
+                response.headers_mut().remove(CACHE_TAG);
+                Ok(response)
+            });
         };
         let scope = match request.extensions().get::<RenderTarget>() {
             Some(target) => {
@@ -39,7 +49,8 @@ layer! {
         Box::pin(async move {
             let span = crate::telemetry::child("response cache");
             let serve = cache.serve(request, &scope, inner);
-            let response = crate::telemetry::within(span.as_ref().map(|s| s.context().clone()), serve).await;
+            let mut response = crate::telemetry::within(span.as_ref().map(|s| s.context().clone()), serve).await;
+            response.headers_mut().remove(CACHE_TAG);
             let result = match response.headers().get("x-cache").map(|v| v.as_bytes()) {
                 Some(b"HIT") => CacheResult::Hit,
                 Some(b"STALE") => CacheResult::Stale,

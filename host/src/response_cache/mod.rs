@@ -26,6 +26,9 @@
 //! asked for often, so a scan of one-off URLs cannot flush the hot pages.
 
 mod directives;
+mod tags;
+
+pub(crate) use tags::{CACHE_TAG, MAX_TAG, is_tag};
 
 use crate::body::{Body, announced_length, failed_after, full, prefixed};
 use crate::encoding::{Encoded, Reusable};
@@ -37,7 +40,7 @@ use http_body_util::BodyExt;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
@@ -78,6 +81,9 @@ pub(crate) struct ResponseCache {
     uncacheable: moka::sync::Cache<String, ()>,
     flights: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
     settings: CacheSettings,
+    /// Counts revalidations: an answer asked for before one is not stored
+    /// after it (it may show what was just revalidated).
+    generation: AtomicU64,
 }
 
 /// What a finished flight tells the requests that waited for it.
@@ -118,6 +124,10 @@ struct Entry {
     vary: Arc<[HeaderName]>,
     /// The encoded forms the compression layer made of `body`.
     forms: Arc<Encoded>,
+    /// The path it answers (no query), for `revalidate-path`.
+    path: Box<str>,
+    /// Its `Cache-Tag`s, for `revalidate-tag`.
+    tags: Box<[Box<str>]>,
 }
 
 impl Entry {
@@ -158,6 +168,30 @@ impl ResponseCache {
             uncacheable,
             flights: Mutex::new(HashMap::new()),
             settings,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Drop every entry of `path` (any query, host or `Vary` variant).
+    pub(crate) async fn revalidate_path(&self, path: &str) -> Result<(), String> {
+        self.drop_where(|entry| *entry.path == *path);
+        Ok(())
+    }
+
+    /// Drop every entry tagged `tag`.
+    pub(crate) async fn revalidate_tag(&self, tag: &str) -> Result<(), String> {
+        self.drop_where(|entry| entry.tags.iter().any(|t| **t == *tag));
+        Ok(())
+    }
+
+    fn drop_where(&self, matches: impl Fn(&Entry) -> bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let keys: Vec<Arc<String>> = (self.entries.iter())
+            .filter(|(_, entry)| matches(entry))
+            .map(|(key, _)| key)
+            .collect();
+        for key in keys {
+            self.entries.invalidate(&*key);
         }
     }
 
@@ -190,8 +224,9 @@ impl ResponseCache {
         if entry.is_none() && self.uncacheable.contains_key(&url) {
             // Not stored last time: no waiting on one another ("hit for
             // pass"), though what it answers now may be stored.
+            let generation = self.generation.load(Ordering::Acquire);
             let response = inner.call(as_get(&parts)).await;
-            return match self.store(&parts, &url, response).await {
+            return match self.store(&parts, &url, response, generation).await {
                 Stored::Entry(entry, _) => respond(&entry, "MISS"),
                 Stored::No(response) => mark(response, "MISS"),
             };
@@ -278,6 +313,7 @@ impl ResponseCache {
             key,
             sender,
         };
+        let generation = self.generation.load(Ordering::Acquire);
         let response = inner.call(as_get(parts)).await;
         if response.status().is_server_error() {
             self.uncacheable.insert(url.to_string(), ());
@@ -290,7 +326,7 @@ impl ResponseCache {
                 Err(response) => mark(response, "MISS"),
             };
         }
-        match self.store(parts, url, response).await {
+        match self.store(parts, url, response, generation).await {
             Stored::Entry(entry, key) => {
                 flight.finish(Outcome::Stored(entry.clone(), Arc::from(key)));
                 respond(&entry, "MISS")
@@ -323,20 +359,32 @@ impl ResponseCache {
         parts.headers.remove(header::AUTHORIZATION);
         let url = url.to_string();
         tokio::spawn(async move {
+            let generation = cache.generation.load(Ordering::Acquire);
             let response = inner.call(parts.clone()).await;
             // Only a good answer that may be stored replaces the entry; else
             // the stale one serves on (stale-if-error until it is too old)
             // and the next stale hit tries again.
             let replaced = !response.status().is_server_error()
-                && matches!(cache.store(&parts, &url, response).await, Stored::Entry(..));
+                && matches!(
+                    cache.store(&parts, &url, response, generation).await,
+                    Stored::Entry(..)
+                );
             if !replaced {
                 entry.refreshing.store(false, Ordering::Release);
             }
         });
     }
 
-    /// Store `response` if it may be; either way, what to answer with.
-    async fn store(self: &Arc<Self>, parts: &Parts, url: &str, response: Response<Body>) -> Stored {
+    /// Store `response` if it may be, unless a revalidation came after
+    /// `generation` (when it was asked for); either way, what to answer
+    /// with.
+    async fn store(
+        self: &Arc<Self>,
+        parts: &Parts,
+        url: &str,
+        response: Response<Body>,
+        generation: u64,
+    ) -> Stored {
         let Some((directives, lifetime, vary)) = self.storable(parts, &response) else {
             return Stored::No(response);
         };
@@ -366,6 +414,7 @@ impl ResponseCache {
         let mut headers = head.headers;
         headers.remove(header::AGE);
         headers.remove("x-cache");
+        let tags = tags::take(&mut headers);
         // The key under the names it varies on now, which the lookup may
         // not have known.
         let key = key_with(url, &vary, &parts.headers);
@@ -393,7 +442,13 @@ impl ResponseCache {
             refreshing: AtomicBool::new(false),
             vary: vary.clone(),
             forms: Arc::new(forms),
+            path: parts.uri.path().into(),
+            tags,
         });
+        if self.generation.load(Ordering::Acquire) != generation {
+            // Revalidated while it was made: answer with it, keep nothing.
+            return Stored::Entry(entry, key);
+        }
         self.vary.insert(url.to_string(), vary);
         self.uncacheable.invalidate(url);
         self.entries.insert(key.clone(), entry.clone());

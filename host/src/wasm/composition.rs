@@ -7,6 +7,11 @@
 //! (the `wasi:*` imports) is imported by the composition, which exports the
 //! outermost router's handler. The result is a plain `wasi:http/proxy`
 //! component: it runs under `switchyard serve` and under `wasmtime serve`.
+//!
+//! For a host other than Switchyard ([`Target::AnyHost`]), an import of
+//! `switchyard:server/revalidate` is filled by a component that answers
+//! `ok` (`revalidate_noop.wat`): such a host has no Switchyard response
+//! cache, so there is nothing to revalidate.
 
 // The app's default handler, as routers import and apps export it.
 use super::kind::P2_HANDLER as HANDLER;
@@ -20,6 +25,18 @@ const RENDERER: &str = "switchyard:server/renderer@0.2";
 /// What to tell the author of a component that is not a router.
 const ROUTER_WORLD: &str = "target the `switchyard:server/router` world";
 
+/// Revalidation, which only Switchyard serves.
+const REVALIDATE: &str = "switchyard:server/revalidate@0.2";
+
+/// Where the composition will run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `switchyard serve`: every Switchyard interface is the host's.
+    Switchyard,
+    /// Any wasi:http host: Switchyard's own interfaces are filled in.
+    AnyHost,
+}
+
 /// A component to compose: where it came from, and its bytes.
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
@@ -29,10 +46,15 @@ pub struct Input<'a> {
     pub bytes: &'a [u8],
 }
 
-/// Compose `routers` (outermost first) in front of `app`.
-pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
+/// Compose `routers` (outermost first) in front of `app`, to run on
+/// `target`.
+pub fn compose(app: Input<'_>, routers: &[Input<'_>], target: Target) -> Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
     let app_id = register(&mut graph, "switchyard:app", &app)?;
+    let noop = match target {
+        Target::Switchyard => None,
+        Target::AnyHost => Some(revalidate_noop(&mut graph)?),
+    };
     let app_exports = export_names(&graph, app_id);
     let Some(app_handler) = find(&app_exports, HANDLER) else {
         bail!(
@@ -43,6 +65,9 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
     };
     let app_renderer = find(&app_exports, RENDERER);
     let app_instance = graph.instantiate(app_id);
+    if let Some(noop) = noop {
+        plug_revalidate(&mut graph, app_id, app_instance, noop, &app)?;
+    }
     let mut behind: (NodeId, String) = (app_instance, app_handler);
     for (i, router) in routers.iter().enumerate().rev() {
         let id = register(&mut graph, &format!("switchyard:router{i}"), router)?;
@@ -60,6 +85,9 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
             );
         }
         let instance = graph.instantiate(id);
+        if let Some(noop) = noop {
+            plug_revalidate(&mut graph, id, instance, noop, router)?;
+        }
         for import in &imports {
             let (source, name) = if import.starts_with(HANDLER) {
                 (behind.0, behind.1.clone())
@@ -95,12 +123,54 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>]) -> Result<Vec<u8>> {
         .map_err(|e| format_err!("failed to encode the composition: {e:#}"))
 }
 
+/// An instance of the component that answers `ok` to every revalidation.
+fn revalidate_noop(graph: &mut CompositionGraph) -> Result<NodeId> {
+    let bytes = wat::parse_str(include_str!("revalidate_noop.wat"))
+        .map_err(|e| format_err!("the built-in revalidation does not assemble: {e}"))?;
+    let path = Path::new("(built in) revalidate_noop.wat");
+    let id = register(
+        graph,
+        "switchyard:revalidate-noop",
+        &Input {
+            path,
+            bytes: &bytes,
+        },
+    )?;
+    Ok(graph.instantiate(id))
+}
+
+/// Fill `instance`'s import of `revalidate`, if its package has one, with
+/// `noop`'s export.
+fn plug_revalidate(
+    graph: &mut CompositionGraph,
+    package: PackageId,
+    instance: NodeId,
+    noop: NodeId,
+    input: &Input<'_>,
+) -> Result<()> {
+    let Some(import) = find(&import_names(graph, package), REVALIDATE) else {
+        return Ok(());
+    };
+    let export = graph
+        .alias_instance_export(noop, "switchyard:server/revalidate@0.2.0")
+        .map_err(|e| format_err!("failed to compose: {e:#}"))?;
+    graph
+        .set_instantiation_argument(instance, &import, export)
+        .map_err(|e| {
+            format_err!(
+                "failed to plug `{import}` into `{}`: {e:#}",
+                input.path.display()
+            )
+        })
+}
+
 /// Read the routers at `routers` and compose them in front of the app at
-/// `app` (whose bytes are `app_bytes`).
+/// `app` (whose bytes are `app_bytes`), to run on `target`.
 pub fn compose_files(
     app: &Path,
     app_bytes: &[u8],
     routers: &[std::path::PathBuf],
+    target: Target,
 ) -> Result<Vec<u8>> {
     let bytes = routers
         .iter()
@@ -117,6 +187,7 @@ pub fn compose_files(
             bytes: app_bytes,
         },
         &inputs,
+        target,
     )
 }
 

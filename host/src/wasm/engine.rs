@@ -77,13 +77,15 @@ fn start_epoch_ticker(engine: EngineWeak) -> Result<()> {
     Ok(())
 }
 
-/// A linker with all of WASIp2 and `wasi:http@0.2`, and for a p3 app also
+/// A linker with all of WASIp2, `wasi:http@0.2` and the data interfaces
+/// (`wasi:keyvalue`, `wasi:config`, `revalidate`), and for a p3 app also
 /// all of WASIp3 and `wasi:http@0.3` (Rust std still imports p2 there).
 pub(crate) fn linker(engine: &Engine, kind: AppKind) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("failed to link WASI")?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .context("failed to link wasi:http")?;
+    crate::data::add_to_linker(&mut linker).context("failed to link the data interfaces")?;
     if kind.needs_concurrency() {
         wasmtime_wasi::p3::add_to_linker(&mut linker).context("failed to link WASIp3")?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)

@@ -8,6 +8,7 @@
 
 use super::outgoing::Outgoing;
 use super::output::OutputLabel;
+use crate::data::{DataView, Granted};
 use crate::telemetry;
 use opentelemetry::Context as TraceContext;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub(crate) struct StoreSettings {
     pub(crate) outgoing_http: Outgoing,
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: usize,
+    /// The key-value stores, variables and cache the guest may use.
+    pub(crate) data: Granted,
 }
 
 /// The `T` of `Store<T>`: one per instance.
@@ -44,6 +47,7 @@ pub(crate) struct Host {
     table: ResourceTable,
     limits: StoreLimits,
     hooks: OutgoingPolicy,
+    data: Granted,
 }
 
 impl Host {
@@ -76,6 +80,7 @@ impl Host {
                 outgoing: settings.outgoing_http.clone(),
                 trace: None,
             },
+            data: settings.data.clone(),
         };
         let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limits);
@@ -92,6 +97,14 @@ impl Host {
     pub(crate) fn serving(&mut self, method: &str, path: &str, trace: Option<TraceContext>) {
         self.output.set_request(method, path);
         self.hooks.trace = trace;
+    }
+
+    /// The data interfaces' view of this store.
+    pub(crate) fn data(&mut self) -> DataView<'_> {
+        DataView {
+            granted: &self.data,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -344,7 +344,7 @@ fn check_and_routes_report_without_serving() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(
-        stdout.contains("with 15 pages; 2 routes and redirects"),
+        stdout.contains("with 16 pages; 2 routes and redirects"),
         "{stdout}"
     );
     assert!(
@@ -362,9 +362,9 @@ fn check_and_routes_report_without_serving() {
     let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
     assert!(lines[0].starts_with("# Switchyard app: "), "{stdout}");
     let lines = &lines[1..];
-    assert_eq!(lines[0], "/old          redirect 307 -> /");
-    assert_eq!(lines[1], "/blog/{slug}  page /posts/[id]");
-    assert!(lines.contains(&"/posts/[id]   app page"), "{stdout}");
+    assert_eq!(lines[0], "/old           redirect 307 -> /");
+    assert_eq!(lines[1], "/blog/{slug}   page /posts/[id]");
+    assert!(lines.contains(&"/posts/[id]    app page"), "{stdout}");
 }
 
 #[test]

@@ -65,7 +65,7 @@ async fn render_renders_pages_by_name() {
     let (status, body) = text(app.render(&req, "/boom", Vec::new()).await.unwrap()).await;
     assert_eq!(status, 500);
     assert!(body.contains("500 - Internal Server Error"));
-    assert_eq!(app.pages().len(), 15);
+    assert_eq!(app.pages().len(), 16);
 
     let (status, body) = text(handle.handle(get_request("/posts/hello%2Dworld")).await).await;
     assert_eq!(status, 200);

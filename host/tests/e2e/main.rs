@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod config_ui;
 mod custom_server;
+mod data;
 mod deploy;
 mod dev;
 mod http2;

@@ -1,18 +1,23 @@
 //! What every Switchyard guest shares: the [`Request`] a page reads, the
 //! [`Response`] it answers with (or anything [`IntoResponse`]), forms,
-//! cookies, and [`fetch`] for outgoing HTTP.
+//! cookies, [`fetch`] for outgoing HTTP, key-value stores ([`kv`]),
+//! variables ([`config`]) and on-demand revalidation
+//! ([`revalidate_path`], [`revalidate_tag`]).
 //!
 //! Write apps with `switchyard-app` and routers with `switchyard-router`:
 //! both re-export this crate, and both build in one cargo run.
 
 pub mod bindings;
+pub mod config;
 mod fetch;
 #[doc(hidden)]
 pub mod http;
 mod into_response;
+pub mod kv;
 mod query;
 mod request;
 mod response;
+mod revalidate;
 
 pub use anyhow::{Context, Error, Result, anyhow, bail};
 pub use cookie::{self, Cookie, SameSite};
@@ -21,6 +26,7 @@ pub use into_response::{Html, IntoResponse, Json, Redirect, via};
 pub use query::{decode_path, parse_query};
 pub use request::Request;
 pub use response::Response;
+pub use revalidate::{revalidate_path, revalidate_tag};
 
 /// The error of a page that names nothing: the app answers with its `/404`
 /// page and status 404, as Next.js's `notFound()` does.

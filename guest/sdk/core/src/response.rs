@@ -90,6 +90,24 @@ impl Response {
         self
     }
 
+    /// The same response tagged for on-demand revalidation: the server's
+    /// response cache keeps the tags with it (a `Cache-Tag` header that
+    /// never reaches the client), and
+    /// [`revalidate_tag`](crate::revalidate_tag) drops every response of a
+    /// tag.
+    ///
+    /// ```
+    /// use switchyard_guest::Response;
+    ///
+    /// let response = Response::html("<h1>Post 1</h1>")
+    ///     .with_header("cache-control", "public, s-maxage=60")
+    ///     .cache_tags(&["posts", "post-1"]);
+    /// assert_eq!(response.header("cache-tag"), Some("posts, post-1"));
+    /// ```
+    pub fn cache_tags(self, tags: &[&str]) -> Self {
+        self.with_header("cache-tag", &tags.join(", "))
+    }
+
     /// The same response setting `cookie` (a `Set-Cookie` header, name and
     /// value percent-encoded, as [`Request::cookie`](crate::Request::cookie)
     /// decodes them).

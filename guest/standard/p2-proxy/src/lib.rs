@@ -23,7 +23,12 @@
 //! | `/status?code=N` | status `N`, empty body |
 //! | `/count` | how many requests this instance has seen |
 //!
-//! Anything else is 404 `not found`.
+//! and the data routes of `../data.rs` (`/kv/...`, `/config`), through the
+//! standard `wasi:keyvalue` and `wasi:config`. Anything else is 404
+//! `not found`.
+
+#[path = "../../data.rs"]
+mod data;
 
 use std::fmt::Write as _;
 use std::io::{self, Read as _, Write as _};
@@ -120,7 +125,10 @@ impl Guest for Proxy {
                 let count = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
                 text(out, 200, count.to_string());
             }
-            _ => text(out, 404, "not found"),
+            _ => match data::answer(path, |name| param(query, name).unwrap_or_default()) {
+                Some((status, body)) => text(out, status, body),
+                None => text(out, 404, "not found"),
+            },
         }
     }
 }

@@ -26,7 +26,12 @@
 //! | `/status?code=N` | status `N`, empty body |
 //! | `/count?ms=M` | counts the request, waits M ms, then answers how many this instance has seen |
 //!
-//! Anything else is 404 `not found`.
+//! and the data routes of `../data.rs` (`/kv/...`, `/config`), through the
+//! standard `wasi:keyvalue` and `wasi:config`. Anything else is 404
+//! `not found`.
+
+#[path = "../../data.rs"]
+mod data;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,7 +119,10 @@ impl Guest for Handler {
                 sleep(number("ms", 0)).await;
                 text(200, COUNT.load(Ordering::Relaxed).to_string())
             }
-            _ => text(404, "not found"),
+            _ => match data::answer(path, |name| param(query, name).unwrap_or_default()) {
+                Some((status, body)) => text(status, body),
+                None => text(404, "not found"),
+            },
         })
     }
 }

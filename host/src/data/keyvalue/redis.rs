@@ -1,0 +1,273 @@
+//! Redis or Valkey as a store that replicas share: a pool of connections
+//! (deadpool-redis), one hash per store (`switchyard:kv:NAME`), so a store
+//! counts its keys in O(1) (`HLEN`) and lists them with `HSCAN`. Writes
+//! that may add a key are Lua scripts, so the `max_keys` check and the
+//! write are one atomic step on the server, as are increments and
+//! compare-and-swap.
+
+use super::{Backend, BackendError, Swapped};
+use async_trait::async_trait;
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::{IntoConnectionInfo, Script};
+use std::sync::LazyLock;
+use std::time::Duration;
+use wasmtime::Result;
+use wasmtime::error::Context;
+
+/// How long one command may take, the wait for a pooled connection
+/// included; past it the guest gets an error, not a hung request.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `url` is one this client can use, without saying what is in it
+/// (it may hold a password).
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("redis" | "valkey" | "unix" | "redis+unix" | "valkey+unix") => url
+            .into_connection_info()
+            .map(|_| ())
+            .map_err(|_| "is not a Redis URL (`redis://[user:password@]host[:port][/db]`)".into()),
+        Some("rediss" | "valkeys") => Err(
+            "TLS to Redis is not built in: use `redis://` on a private network, or a `unix://` socket"
+                .into(),
+        ),
+        _ => Err("must start with `redis://`, `valkey://` or `unix://`".into()),
+    }
+}
+
+/// A pool of connections to one Redis or Valkey server.
+pub(crate) fn pool(url: &str, size: usize) -> Result<Pool> {
+    let mut config = deadpool_redis::Config::from_url(url);
+    config.pool = Some(PoolConfig {
+        max_size: size,
+        timeouts: Timeouts {
+            wait: Some(COMMAND_TIMEOUT),
+            create: Some(COMMAND_TIMEOUT),
+            recycle: Some(COMMAND_TIMEOUT),
+        },
+        ..PoolConfig::default()
+    });
+    config
+        .create_pool(Some(Runtime::Tokio1))
+        .context("the Redis URL cannot be used")
+}
+
+/// Run `command` on a pooled connection, within [`COMMAND_TIMEOUT`].
+pub(crate) async fn with_connection<T>(
+    pool: &Pool,
+    command: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
+) -> Result<T, BackendError> {
+    let run = async {
+        let mut connection = pool
+            .get()
+            .await
+            .map_err(|e| BackendError::Other(format!("no connection to Redis: {e}")))?;
+        command(&mut connection).await.map_err(redis_error)
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            BackendError::Other(format!("Redis did not answer within {COMMAND_TIMEOUT:?}"))
+        })?
+}
+
+/// Our scripts' own errors by name; Redis's by its message.
+fn redis_error(error: redis::RedisError) -> BackendError {
+    let text = error.to_string();
+    if text.contains("SWITCHYARD_FULL") {
+        BackendError::Full
+    } else if text.contains("not an integer") || text.contains("overflow") {
+        BackendError::NotANumber("the value is not a decimal integer, or the sum overflows".into())
+    } else {
+        BackendError::Other(text)
+    }
+}
+
+/// `KEYS[1]` the hash, `ARGV[1]` `max_keys`, then key, value pairs.
+static SET_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local new = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
+end
+if new > 0 and redis.call('HLEN', KEYS[1]) + new > tonumber(ARGV[1]) then
+  return redis.error_reply('SWITCHYARD_FULL')
+end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1",
+    )
+});
+
+/// `KEYS[1]` the hash, `ARGV` `max_keys`, key, delta.
+static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0
+   and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return redis.error_reply('SWITCHYARD_FULL')
+end
+return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])",
+    )
+});
+
+/// `KEYS[1]` the hash, `ARGV` `max_keys`, key, `1` if a value is expected
+/// (else `0`), the expected value, the new value. `{1}` when swapped, else
+/// `{0, current}` (current `false` when absent).
+static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local current = redis.call('HGET', KEYS[1], ARGV[2])
+local matches
+if ARGV[3] == '1' then matches = (current == ARGV[4]) else matches = (current == false) end
+if not matches then return {0, current} end
+if current == false and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return redis.error_reply('SWITCHYARD_FULL')
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
+return {1}",
+    )
+});
+
+/// A store in a Redis hash.
+pub(crate) struct Redis {
+    pool: Pool,
+    hash: String,
+}
+
+impl Redis {
+    /// A pool of up to `size` connections for the store `name`; nothing
+    /// connects until the first command.
+    pub(crate) fn open(url: &str, name: &str, size: usize) -> Result<Self> {
+        Ok(Self {
+            pool: pool(url, size)?,
+            hash: format!("switchyard:kv:{name}"),
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for Redis {
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_connection(&self.pool, async |c| {
+            redis::cmd("HMGET")
+                .arg(&self.hash)
+                .arg(&keys)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn set_many(
+        &self,
+        pairs: Vec<(String, Vec<u8>)>,
+        max_keys: u64,
+    ) -> Result<(), BackendError> {
+        with_connection(&self.pool, async |c| {
+            let mut call = SET_MANY.key(&self.hash);
+            call.arg(max_keys);
+            for (key, value) in &pairs {
+                call.arg(key).arg(value.as_slice());
+            }
+            call.invoke_async::<()>(c).await
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), BackendError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        with_connection(&self.pool, async |c| {
+            redis::cmd("HDEL")
+                .arg(&self.hash)
+                .arg(&keys)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, BackendError> {
+        with_connection(&self.pool, async |c| {
+            redis::cmd("HEXISTS")
+                .arg(&self.hash)
+                .arg(&key)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn list_keys(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), BackendError> {
+        let start: u64 = match cursor {
+            Some(cursor) => cursor
+                .parse()
+                .map_err(|_| BackendError::Other("not a cursor this store gave".into()))?,
+            None => 0,
+        };
+        let (next, pairs): (u64, Vec<(String, redis::Value)>) =
+            with_connection(&self.pool, async |c| {
+                redis::cmd("HSCAN")
+                    .arg(&self.hash)
+                    .arg(start)
+                    .arg("COUNT")
+                    .arg(super::PAGE)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let keys = pairs.into_iter().map(|(key, _)| key).collect();
+        Ok((keys, (next != 0).then(|| next.to_string())))
+    }
+
+    async fn increment(&self, key: String, delta: i64, max_keys: u64) -> Result<i64, BackendError> {
+        with_connection(&self.pool, async |c| {
+            INCREMENT
+                .key(&self.hash)
+                .arg(max_keys)
+                .arg(&key)
+                .arg(delta)
+                .invoke_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        max_keys: u64,
+    ) -> Result<Swapped, BackendError> {
+        let (swapped, current): (i64, Option<Vec<u8>>) = with_connection(&self.pool, async |c| {
+            let mut call = COMPARE_AND_SWAP.key(&self.hash);
+            call.arg(max_keys).arg(&key);
+            match &expected {
+                Some(expected) => call.arg("1").arg(expected.as_slice()),
+                None => call.arg("0").arg(""),
+            };
+            let answer: Vec<redis::Value> = call.arg(value.as_slice()).invoke_async(c).await?;
+            let swapped = answer
+                .first()
+                .map(redis::from_redis_value_ref)
+                .transpose()?;
+            let current = match answer.get(1) {
+                Some(redis::Value::BulkString(bytes)) => Some(bytes.clone()),
+                _ => None,
+            };
+            Ok((swapped.unwrap_or(0), current))
+        })
+        .await?;
+        Ok(if swapped == 1 {
+            Swapped::Yes
+        } else {
+            Swapped::No(current)
+        })
+    }
+}
