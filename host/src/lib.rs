@@ -52,6 +52,7 @@ mod pipeline;
 mod response_cache;
 pub mod routing;
 pub mod server;
+mod shared_redis;
 mod static_files;
 pub mod telemetry;
 pub mod wasm;

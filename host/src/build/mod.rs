@@ -162,13 +162,7 @@ impl Build {
             })?),
             AppKind::Proxy | AppKind::P3Handler => None,
         };
-        let response_cache = config.cache.enabled.then(|| {
-            Arc::new(ResponseCache::new(CacheSettings {
-                max_size: config.cache.max_size,
-                max_entry_size: config.cache.max_entry_size,
-                wait: limits.request_timeout,
-            }))
-        });
+        let response_cache = response_cache(&resolved, &app_bytes)?;
         let store = store_settings(&resolved, shared, response_cache.clone())?;
         let http = if kind == AppKind::P3Handler {
             let pre = ServicePre::new(instance_pre).with_context(|| {
@@ -308,6 +302,42 @@ impl Build {
 }
 
 /// What every store gets: the settings the host passes on, and the grants.
+/// The response cache, unless `[cache] enabled = false`; with its shared
+/// tier when `[cache] shared` is set, namespaced by the digest of the app
+/// and its routers (replicas of one build share it, two builds do not).
+fn response_cache(resolved: &Resolved, app_bytes: &[u8]) -> Result<Option<Arc<ResponseCache>>> {
+    let config = &resolved.config;
+    if !config.cache.enabled {
+        return Ok(None);
+    }
+    let settings = CacheSettings {
+        max_size: config.cache.max_size,
+        max_entry_size: config.cache.max_entry_size,
+        wait: config.limits.request_timeout,
+    };
+    let Some(url) = &config.cache.shared else {
+        return Ok(Some(Arc::new(ResponseCache::new(settings))));
+    };
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(app_bytes);
+    for router in &resolved.routers {
+        digest.update(component::read(router)?);
+    }
+    let namespace: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = ResponseCache::shared(settings, url.expose(), &namespace).map_err(|error| {
+        ConfigError::invalid(
+            &resolved.config_path(),
+            "cache.shared",
+            format!("{error:#}"),
+        )
+    })?;
+    Ok(Some(cache))
+}
+
 fn store_settings(
     resolved: &Resolved,
     shared: &AppShared,

@@ -45,9 +45,13 @@ impl CheckCommand {
         let (cache, compression) = (&config.cache, config.server.compression);
         let compression = if compression { "on" } else { "off" };
         if cache.enabled {
+            let shared = match cache.shared {
+                Some(_) => ", shared with the other replicas through Redis (its URL is not shown)",
+                None => "",
+            };
             println!(
                 "cache: on, {} at most, entries up to {} (for responses that ask: \
-                 `Cache-Control: public, s-maxage=N`); compression {compression}",
+                 `Cache-Control: public, s-maxage=N`){shared}; compression {compression}",
                 bytesize::ByteSize(cache.max_size).display().iec(),
                 bytesize::ByteSize(cache.max_entry_size).display().iec(),
             );

@@ -326,7 +326,7 @@ impl Config {
                 ));
             }
             if let Some(url) = &store.url {
-                crate::data::keyvalue::check_url(url.expose()).map_err(|reason| {
+                crate::shared_redis::check_url(url.expose()).map_err(|reason| {
                     ConfigError::invalid(path, &format!("keyvalue.{name}.url"), reason)
                 })?;
             }

@@ -205,6 +205,10 @@ pub struct CacheConfig {
     /// The largest response body kept (`"1MiB"`).
     #[serde(default = "default_cache_entry_size", with = "human_size")]
     pub max_entry_size: u64,
+    /// A Redis or Valkey the replicas share as a second tier
+    /// (`"redis://host:6379"`): entries, revalidations and single flight.
+    #[serde(default)]
+    pub shared: Option<super::Secret>,
 }
 
 impl Default for CacheConfig {
@@ -213,6 +217,7 @@ impl Default for CacheConfig {
             enabled: true,
             max_size: default_cache_size(),
             max_entry_size: default_cache_entry_size(),
+            shared: None,
         }
     }
 }

@@ -26,6 +26,7 @@
 //! asked for often, so a scan of one-off URLs cannot flush the hot pages.
 
 mod directives;
+mod shared;
 mod tags;
 
 pub(crate) use tags::{CACHE_TAG, MAX_TAG, is_tag};
@@ -37,11 +38,12 @@ use directives::Directives;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use shared::{Revalidated, SharedEntry, SharedTier};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -84,6 +86,18 @@ pub(crate) struct ResponseCache {
     /// Counts revalidations: an answer asked for before one is not stored
     /// after it (it may show what was just revalidated).
     generation: AtomicU64,
+    /// The second tier that replicas share, if `[cache] shared` is set.
+    shared: Option<Arc<SharedTier>>,
+    /// The task that hears the other replicas' revalidations.
+    listener: OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for ResponseCache {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get() {
+            listener.abort();
+        }
+    }
 }
 
 /// What a finished flight tells the requests that waited for it.
@@ -134,10 +148,31 @@ impl Entry {
     fn age(&self) -> u64 {
         self.age_at_store + self.stored.elapsed().as_secs()
     }
+
+    /// What the shared tier keeps of it.
+    fn to_shared(&self) -> SharedEntry {
+        SharedEntry {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            stored_at: shared::unix_now().saturating_sub(self.stored.elapsed().as_secs()),
+            age_at_store: self.age_at_store,
+            lifetime: self.lifetime,
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+            vary: self.vary.to_vec(),
+            path: self.path.to_string(),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
 }
 
 impl ResponseCache {
     pub(crate) fn new(settings: CacheSettings) -> Self {
+        Self::with_tier(settings, None)
+    }
+
+    fn with_tier(settings: CacheSettings, shared: Option<Arc<SharedTier>>) -> Self {
         let sixteenth = settings.max_size / 16;
         let weight = |size: usize| u32::try_from(size + OVERHEAD).unwrap_or(u32::MAX);
         let entries = moka::sync::Cache::builder()
@@ -169,19 +204,65 @@ impl ResponseCache {
             flights: Mutex::new(HashMap::new()),
             settings,
             generation: AtomicU64::new(0),
+            shared,
+            listener: OnceLock::new(),
         }
     }
 
-    /// Drop every entry of `path` (any query, host or `Vary` variant).
-    pub(crate) async fn revalidate_path(&self, path: &str) -> Result<(), String> {
-        self.drop_where(|entry| *entry.path == *path);
-        Ok(())
+    /// A cache with a second tier at `url` (Redis or Valkey) that the
+    /// replicas of the app whose digest is `namespace` share. Must be
+    /// made on a tokio runtime: it listens there for revalidations.
+    pub(crate) fn shared(
+        settings: CacheSettings,
+        url: &str,
+        namespace: &str,
+    ) -> wasmtime::Result<Arc<Self>> {
+        let tier = Arc::new(SharedTier::open(url, namespace)?);
+        let cache = Arc::new(Self::with_tier(settings, Some(tier.clone())));
+        let weak = Arc::downgrade(&cache);
+        let listener = tokio::spawn(tier.listen(move |revalidated| {
+            let Some(cache) = weak.upgrade() else {
+                return false;
+            };
+            cache.drop_local(&revalidated);
+            true
+        }));
+        let _ = cache.listener.set(listener.abort_handle());
+        Ok(cache)
     }
 
-    /// Drop every entry tagged `tag`.
+    /// Drop every entry of `path` (any query, host or `Vary` variant),
+    /// here and, through the shared tier, on every replica.
+    pub(crate) async fn revalidate_path(&self, path: &str) -> Result<(), String> {
+        self.revalidate(Revalidated::Path(path.to_string())).await
+    }
+
+    /// Drop every entry tagged `tag`, here and on every replica.
     pub(crate) async fn revalidate_tag(&self, tag: &str) -> Result<(), String> {
-        self.drop_where(|entry| entry.tags.iter().any(|t| **t == *tag));
-        Ok(())
+        self.revalidate(Revalidated::Tag(tag.to_string())).await
+    }
+
+    async fn revalidate(&self, what: Revalidated) -> Result<(), String> {
+        self.drop_local(&what);
+        match &self.shared {
+            Some(shared) => shared.revalidate(&what).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Drop what this replica holds of `what`.
+    fn drop_local(&self, what: &Revalidated) {
+        match what {
+            Revalidated::Path(path) => self.drop_where(|entry| *entry.path == **path),
+            Revalidated::Tag(tag) if tag.is_empty() => {}
+            Revalidated::Tag(tag) => {
+                self.drop_where(|entry| entry.tags.iter().any(|t| **t == **tag))
+            }
+            Revalidated::Everything => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                self.entries.invalidate_all();
+            }
+        }
     }
 
     fn drop_where(&self, matches: impl Fn(&Entry) -> bool) {
@@ -219,8 +300,17 @@ impl ResponseCache {
         let (parts, _body) = request.into_parts();
         let inner = Inner(inner, std::marker::PhantomData);
         let url = url_key(scope, &parts);
-        let key = self.key(&url, &parts.headers);
-        let entry = self.entries.get(&*key);
+        let mut key = self.key(&url, &parts.headers);
+        let mut entry = self.entries.get(&*key);
+        if entry.is_none()
+            && !self.uncacheable.contains_key(&url)
+            && let Some(shared) = &self.shared
+            && let Some((shared_key, shared_entry)) =
+                self.from_shared(shared, &url, &parts.headers).await
+        {
+            key = Cow::Owned(shared_key);
+            entry = Some(shared_entry);
+        }
         if entry.is_none() && self.uncacheable.contains_key(&url) {
             // Not stored last time: no waiting on one another ("hit for
             // pass"), though what it answers now may be stored.
@@ -313,8 +403,43 @@ impl ResponseCache {
             key,
             sender,
         };
+        // One render across replicas too: another one's answer is awaited.
+        let lock = match &self.shared {
+            Some(shared) => match shared.lock(key, self.settings.wait).await {
+                Some(lock) => Some(lock),
+                None => {
+                    if let Some(found) = shared.wait_for(key, self.settings.wait).await
+                        && let Some(entry) = self.materialize(url, key, found)
+                    {
+                        flight.finish(Outcome::Stored(entry.clone(), Arc::from(key)));
+                        return respond(&entry, "MISS");
+                    }
+                    None
+                }
+            },
+            None => None,
+        };
         let generation = self.generation.load(Ordering::Acquire);
         let response = inner.call(as_get(parts)).await;
+        let answer = self
+            .answer_miss(parts, url, response, generation, flight)
+            .await;
+        if let (Some(shared), Some(lock)) = (&self.shared, lock) {
+            shared.unlock(lock).await;
+        }
+        answer
+    }
+
+    /// What a miss answers with, once `inner` answered `response`: shared
+    /// with the flight's waiters, stored if it may be.
+    async fn answer_miss(
+        self: &Arc<Self>,
+        parts: &Parts,
+        url: &str,
+        response: Response<Body>,
+        generation: u64,
+        flight: Flight<'_>,
+    ) -> Response<Body> {
         if response.status().is_server_error() {
             self.uncacheable.insert(url.to_string(), ());
             return match collect_failure(response).await {
@@ -418,18 +543,7 @@ impl ResponseCache {
         // The key under the names it varies on now, which the lookup may
         // not have known.
         let key = key_with(url, &vary, &parts.headers);
-        let forms = {
-            // Each encoded form made of the body counts in the bound.
-            let (cache, key) = (Arc::downgrade(self), key.clone());
-            Encoded::new(move || {
-                if let Some(cache) = cache.upgrade()
-                    && let Some(entry) = cache.entries.get(&key)
-                {
-                    cache.entries.insert(key.clone(), entry);
-                    cache.entries.run_pending_tasks();
-                }
-            })
-        };
+        let forms = self.reweighed(&key);
         let entry = Arc::new(Entry {
             status: head.status,
             headers,
@@ -454,7 +568,75 @@ impl ResponseCache {
         self.entries.insert(key.clone(), entry.clone());
         // Evict now (stores are misses, so rare): the bound holds at once.
         self.entries.run_pending_tasks();
+        if let Some(shared) = &self.shared {
+            shared.put(url, &key, &entry.to_shared()).await;
+        }
         Stored::Entry(entry, key)
+    }
+
+    /// The encoded forms of the entry at `key`: each form made of its body
+    /// counts in the bound.
+    fn reweighed(self: &Arc<Self>, key: &str) -> Encoded {
+        let (cache, key) = (Arc::downgrade(self), key.to_string());
+        Encoded::new(move || {
+            if let Some(cache) = cache.upgrade()
+                && let Some(entry) = cache.entries.get(&key)
+            {
+                cache.entries.insert(key.clone(), entry);
+                cache.entries.run_pending_tasks();
+            }
+        })
+    }
+
+    /// The shared tier's entry for a request of `url` with `headers`, kept
+    /// here too, and its key.
+    async fn from_shared(
+        self: &Arc<Self>,
+        shared: &SharedTier,
+        url: &str,
+        headers: &HeaderMap,
+    ) -> Option<(String, Arc<Entry>)> {
+        let names: Arc<[HeaderName]> = match self.vary.get(url) {
+            Some(names) => names,
+            None => Arc::from(shared.vary(url).await?),
+        };
+        let key = key_with(url, &names, headers);
+        let found = shared.get(&key).await?;
+        let entry = self.materialize(url, &key, found)?;
+        Some((key, entry))
+    }
+
+    /// `found`, from the shared tier, as an entry of this replica's, kept
+    /// under `key` (unless it no longer fits its own key or `max_entry_size`).
+    fn materialize(
+        self: &Arc<Self>,
+        url: &str,
+        key: &str,
+        found: SharedEntry,
+    ) -> Option<Arc<Entry>> {
+        if found.body.len() as u64 > self.settings.max_entry_size || !key.starts_with(url) {
+            return None;
+        }
+        let age = shared::unix_now().saturating_sub(found.stored_at) + found.age_at_store;
+        let vary: Arc<[HeaderName]> = Arc::from(found.vary);
+        let entry = Arc::new(Entry {
+            status: found.status,
+            headers: found.headers,
+            body: found.body,
+            stored: Instant::now(),
+            age_at_store: age,
+            lifetime: found.lifetime,
+            stale_while_revalidate: found.stale_while_revalidate,
+            stale_if_error: found.stale_if_error,
+            refreshing: AtomicBool::new(false),
+            vary: vary.clone(),
+            forms: Arc::new(self.reweighed(key)),
+            path: found.path.into(),
+            tags: found.tags.into_iter().map(Box::from).collect(),
+        });
+        self.vary.insert(url.to_string(), vary);
+        self.entries.insert(key.to_string(), entry.clone());
+        Some(entry)
     }
 
     /// What `Cache-Control` says, the freshness lifetime and the `Vary`

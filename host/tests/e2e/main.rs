@@ -19,6 +19,7 @@ mod library;
 mod production;
 mod properties;
 mod router;
+mod shared_cache;
 mod standard;
 mod traces;
 

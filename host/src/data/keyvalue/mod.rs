@@ -18,8 +18,6 @@ use std::sync::{Arc, Mutex};
 use wasmtime::Result;
 use wasmtime::error::Context;
 
-pub(crate) use redis::check_url;
-
 /// Keys one `list-keys` call returns at most.
 const PAGE: usize = 1000;
 

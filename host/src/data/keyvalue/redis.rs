@@ -6,69 +6,24 @@
 //! compare-and-swap.
 
 use super::{Backend, BackendError, Swapped};
+use crate::shared_redis::{self, Failure};
 use async_trait::async_trait;
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
-use redis::{IntoConnectionInfo, Script};
+use deadpool_redis::Pool;
+use redis::Script;
 use std::sync::LazyLock;
-use std::time::Duration;
 use wasmtime::Result;
-use wasmtime::error::Context;
 
-/// How long one command may take, the wait for a pooled connection
-/// included; past it the guest gets an error, not a hung request.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Whether `url` is one this client can use, without saying what is in it
-/// (it may hold a password).
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-    match scheme {
-        Some("redis" | "valkey" | "unix" | "redis+unix" | "valkey+unix") => url
-            .into_connection_info()
-            .map(|_| ())
-            .map_err(|_| "is not a Redis URL (`redis://[user:password@]host[:port][/db]`)".into()),
-        Some("rediss" | "valkeys") => Err(
-            "TLS to Redis is not built in: use `redis://` on a private network, or a `unix://` socket"
-                .into(),
-        ),
-        _ => Err("must start with `redis://`, `valkey://` or `unix://`".into()),
-    }
-}
-
-/// A pool of connections to one Redis or Valkey server.
-pub(crate) fn pool(url: &str, size: usize) -> Result<Pool> {
-    let mut config = deadpool_redis::Config::from_url(url);
-    config.pool = Some(PoolConfig {
-        max_size: size,
-        timeouts: Timeouts {
-            wait: Some(COMMAND_TIMEOUT),
-            create: Some(COMMAND_TIMEOUT),
-            recycle: Some(COMMAND_TIMEOUT),
-        },
-        ..PoolConfig::default()
-    });
-    config
-        .create_pool(Some(Runtime::Tokio1))
-        .context("the Redis URL cannot be used")
-}
-
-/// Run `command` on a pooled connection, within [`COMMAND_TIMEOUT`].
-pub(crate) async fn with_connection<T>(
+/// Run `command` on a pooled connection, its failure as the store's.
+async fn with_connection<T>(
     pool: &Pool,
     command: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
 ) -> Result<T, BackendError> {
-    let run = async {
-        let mut connection = pool
-            .get()
-            .await
-            .map_err(|e| BackendError::Other(format!("no connection to Redis: {e}")))?;
-        command(&mut connection).await.map_err(redis_error)
-    };
-    tokio::time::timeout(COMMAND_TIMEOUT, run)
+    shared_redis::with_connection(pool, command)
         .await
-        .map_err(|_| {
-            BackendError::Other(format!("Redis did not answer within {COMMAND_TIMEOUT:?}"))
-        })?
+        .map_err(|failure| match failure {
+            Failure::Redis(error) => redis_error(error),
+            failure => BackendError::Other(failure.to_string()),
+        })
 }
 
 /// Our scripts' own errors by name; Redis's by its message.
@@ -137,7 +92,7 @@ impl Redis {
     /// connects until the first command.
     pub(crate) fn open(url: &str, name: &str, size: usize) -> Result<Self> {
         Ok(Self {
-            pool: pool(url, size)?,
+            pool: shared_redis::pool(url, size)?,
             hash: format!("switchyard:kv:{name}"),
         })
     }
