@@ -18,7 +18,9 @@
 # core 1 (-t1 -c16), so the load generator does not compete with the
 # server; there the references are native hyper hello and a native hyper +
 # askama server rendering the same pages with the same templates
-# (bench/native_site.rs).
+# (bench/native_site.rs). And outgoing HTTP: the p2 proxy's `/fetch` of a
+# local backend (native hello, on wrk's core) against the native site's
+# `/fetch` of the same backend through hyper-util's pooled client.
 #
 # Knobs: ROUNDS (3), DURATION (5s), CONNECTIONS (32), THREADS (2).
 set -euo pipefail
@@ -123,6 +125,14 @@ shared=("${names[@]}")
 # The pinned layout: servers on core 0, wrk on core 1.
 pin="taskset -c 0"
 names=()
+# The backend the fetching pages fetch from, on wrk's core.
+start backend /a taskset -c 1 $BIN/examples/native_hello
+backend=${address_of[backend]}
+cat >"$work/fetch.toml" <<TOML
+[grants]
+outgoing_http = ["$backend"]
+TOML
+names=()
 start pinned-native /a $pin $BIN/examples/native_hello
 start pinned-native-site "/a?name=bench" $pin $BIN/examples/native_site
 start pinned-render "/render?name=bench" $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
@@ -136,6 +146,8 @@ start pinned-p3 / $pin $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.
 start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
 start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
+start pinned-native-fetch "/fetch?url=http://$backend/a" $pin $BIN/examples/native_site
+start pinned-fetch "/fetch?url=http://$backend/a" $pin $BIN/switchyard serve "$p2proxy" --config "$work/fetch.toml" --listen 127.0.0.1:0
 pinned=("${names[@]}")
 
 # measure WRK_PREFIX THREADS CONNECTIONS NAMES...: ROUNDS alternating rounds.
@@ -208,6 +220,7 @@ pinned_ratio() { awk -v a="${rps_of[$1]}" -v b="${rps_of[$2]}" 'BEGIN { printf "
 printf '\npinned p3 vs wasmtime serve, fresh instances: %s; at its default reuse (128): %s\n' \
     "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-fresh)" "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-default)"
 printf 'pinned p2 proxy vs wasmtime serve, fresh instances: %s\n' "$(pinned_ratio pinned-p2-proxy pinned-wasmtime-p2-proxy)"
+printf 'pinned fetch of a local backend vs the native site doing the same: %s\n' "$(pinned_ratio pinned-fetch pinned-native-fetch)"
 
 # Warm start: time from exec to the ready line, compiled component cached.
 start_ms() {

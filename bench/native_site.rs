@@ -3,16 +3,50 @@
 //! `/b` with the SAME askama templates (`guest/app/templates`, through
 //! `host/askama.toml`) and the same work per request: the query parsed, the
 //! visitor's cookie read, the page rendered and escaped, with the SSR
-//! `Cache-Control`. Listens on `127.0.0.1:$PORT` (default 0) and prints
-//! `> Ready on http://ADDR`.
+//! `Cache-Control`. And `/fetch?url=U`, what the standard p2 proxy's
+//! `/fetch` does: a GET of `U` through a pooled client (hyper-util's, keep
+//! alive), answered as `upstream STATUS` and the body. Listens on
+//! `127.0.0.1:$PORT` (default 0) and prints `> Ready on http://ADDR`.
 
 use askama::Template;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
+use http_body_util::{BodyExt, Empty};
 use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
+
+/// The pooled client of `/fetch`.
+type Fetcher = Client<HttpConnector, Empty<Bytes>>;
+
+/// `/fetch?url=U`: `upstream STATUS` and the body of a GET of `U`.
+async fn fetch(client: &Fetcher, query: &str) -> Response<Full<Bytes>> {
+    let url = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "url")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let answer = async {
+        let response = client.get(url.parse()?).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    };
+    match answer.await {
+        Ok((status, body)) => {
+            let mut text = format!("upstream {status}\n").into_bytes();
+            text.extend_from_slice(&body);
+            Response::new(Full::new(Bytes::from(text)))
+        }
+        Err(error) => {
+            let mut response = Response::new(Full::new(Bytes::from(error.to_string())));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response
+        }
+    }
+}
 
 /// The layout's visitor: the `name` cookie.
 struct Visitor(Option<String>);
@@ -77,11 +111,21 @@ async fn main() -> anyhow::Result<()> {
         .parse()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("> Ready on http://{}", listener.local_addr()?);
+    let client: Fetcher = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
+        let client = client.clone();
         tokio::spawn(async move {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(page(&request)) });
+            let service = service_fn(|request: Request<hyper::body::Incoming>| {
+                let client = client.clone();
+                async move {
+                    Ok::<_, Infallible>(match request.uri().path() {
+                        "/fetch" => fetch(&client, request.uri().query().unwrap_or("")).await,
+                        _ => page(&request),
+                    })
+                }
+            });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)

@@ -328,7 +328,9 @@ fn response_cache(resolved: &Resolved, app_bytes: &[u8]) -> Result<Option<Arc<Re
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let cache = ResponseCache::shared(settings, url.expose(), &namespace).map_err(|error| {
+    let config_path = resolved.config_path();
+    let url = config.redis_url(url, &config_path, "cache.shared")?;
+    let cache = ResponseCache::shared(settings, &url, &namespace).map_err(|error| {
         ConfigError::invalid(
             &resolved.config_path(),
             "cache.shared",

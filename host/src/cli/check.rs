@@ -3,6 +3,7 @@
 
 use super::AppArgs;
 use clap::Args;
+use switchyard::config::Variable;
 use wasmtime::Result;
 use wasmtime::error::Context;
 
@@ -45,9 +46,9 @@ impl CheckCommand {
         let (cache, compression) = (&config.cache, config.server.compression);
         let compression = if compression { "on" } else { "off" };
         if cache.enabled {
-            let shared = match cache.shared {
-                Some(_) => ", shared with the other replicas through Redis (its URL is not shown)",
-                None => "",
+            let shared = match &cache.shared {
+                Some(url) => format!(", shared with the other replicas through {}", redis(url)),
+                None => String::new(),
             };
             println!(
                 "cache: on, {} at most, entries up to {} (for responses that ask: \
@@ -61,7 +62,7 @@ impl CheckCommand {
         // Names and where values come from, never the values (secrets).
         for (name, store) in &config.keyvalue {
             let backend = match &store.url {
-                Some(_) => "Redis (its URL is not shown)".to_string(),
+                Some(url) => redis(url),
                 None => format!(
                     "embedded, `{}`",
                     app.data_dir()
@@ -75,11 +76,19 @@ impl CheckCommand {
         }
         for (name, variable) in &config.variables {
             let source = match variable {
-                switchyard::config::Variable::Value(_) => "set in the config".to_string(),
-                switchyard::config::Variable::Env { env } => format!("from ${env}"),
+                Variable::Value(_) => "set in the config".to_string(),
+                Variable::Env { env } => format!("from ${env}"),
             };
             println!("variables.{name}: {source}");
         }
         Ok(())
+    }
+}
+
+/// A Redis URL, as `check` names it: never the URL (it may hold a password).
+fn redis(url: &Variable) -> String {
+    match url {
+        Variable::Value(_) => "Redis (its URL is not shown)".into(),
+        Variable::Env { env } => format!("Redis (its URL from ${env})"),
     }
 }

@@ -11,10 +11,11 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyValueConfig {
-    /// `redis://[user:password@]host[:port][/db]` (Redis or Valkey): a store
+    /// `redis://[user:password@]host[:port][/db]` (Redis or Valkey), or
+    /// `{ env = "NAME" }` to read it from the server's environment: a store
     /// replicas share. Unset: the embedded store, a file under `data_dir`.
     #[serde(default)]
-    pub url: Option<Secret>,
+    pub url: Option<Variable>,
     /// Connections to Redis kept open at most (`url` only).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
@@ -57,9 +58,9 @@ fn default_max_keys() -> u64 {
     100_000
 }
 
-/// A `[variables]` entry: a value, or `{ env = "NAME" }` read from the
-/// server's environment at startup.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// A `[variables]` entry (or a Redis URL): a value, or `{ env = "NAME" }`
+/// read from the server's environment at startup.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Variable {
     /// The value itself.
@@ -69,6 +70,23 @@ pub enum Variable {
         /// The environment variable's name.
         env: String,
     },
+}
+
+impl Variable {
+    /// The value: the one in the config, or the environment variable's.
+    /// `Err` says why not, without the value.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Variable::Value(value) => Ok(value.expose().to_string()),
+            Variable::Env { env } => std::env::var(env).map_err(|error| {
+                let why = match error {
+                    std::env::VarError::NotPresent => "is not set",
+                    std::env::VarError::NotUnicode(_) => "is not valid Unicode",
+                };
+                format!("the environment variable {env} {why}")
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for Variable {

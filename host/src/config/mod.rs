@@ -326,9 +326,7 @@ impl Config {
                 ));
             }
             if let Some(url) = &store.url {
-                crate::shared_redis::check_url(url.expose()).map_err(|reason| {
-                    ConfigError::invalid(path, &format!("keyvalue.{name}.url"), reason)
-                })?;
+                check_url(url, path, &format!("keyvalue.{name}.url"))?;
             }
             if store.pool_size == 0 {
                 return Err(ConfigError::invalid(
@@ -359,9 +357,30 @@ impl Config {
         Ok(())
     }
 
+    /// The Redis URL at `key`, from the file or the environment: one the
+    /// client can use (an error never shows it).
+    pub fn redis_url(&self, url: &Variable, path: &Path, key: &str) -> Result<String, ConfigError> {
+        let value = url
+            .resolve()
+            .map_err(|reason| ConfigError::invalid(path, key, reason))?;
+        crate::shared_redis::check_url(&value)
+            .map_err(|reason| ConfigError::invalid(path, key, reason))?;
+        Ok(value)
+    }
+
     /// A path from the file, resolved against the file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         self.base_dir.join(path)
+    }
+}
+
+/// A Redis URL written in the file is checked with the file; one from the
+/// environment when it is read ([`Config::redis_url`]).
+fn check_url(url: &Variable, path: &Path, key: &str) -> Result<(), ConfigError> {
+    match url {
+        Variable::Value(value) => crate::shared_redis::check_url(value.expose())
+            .map_err(|reason| ConfigError::invalid(path, key, reason)),
+        Variable::Env { .. } => Ok(()),
     }
 }
 

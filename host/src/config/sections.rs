@@ -206,9 +206,10 @@ pub struct CacheConfig {
     #[serde(default = "default_cache_entry_size", with = "human_size")]
     pub max_entry_size: u64,
     /// A Redis or Valkey the replicas share as a second tier
-    /// (`"redis://host:6379"`): entries, revalidations and single flight.
+    /// (`"redis://host:6379"`, or `{ env = "NAME" }`): entries,
+    /// revalidations and single flight.
     #[serde(default)]
-    pub shared: Option<super::Secret>,
+    pub shared: Option<super::Variable>,
 }
 
 impl Default for CacheConfig {

@@ -5,7 +5,7 @@
 
 use super::DataView;
 use super::bindings::wasi::config::store::{self, Error};
-use crate::config::{Config, ConfigError, Variable};
+use crate::config::{Config, ConfigError};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,20 +20,9 @@ impl Variables {
     pub(crate) fn resolve(config: &Config, path: &Path) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for (name, variable) in &config.variables {
-            let value = match variable {
-                Variable::Value(value) => value.expose().to_string(),
-                Variable::Env { env } => std::env::var(env).map_err(|error| {
-                    let why = match error {
-                        std::env::VarError::NotPresent => "is not set",
-                        std::env::VarError::NotUnicode(_) => "is not valid Unicode",
-                    };
-                    ConfigError::invalid(
-                        path,
-                        &format!("variables.{name}"),
-                        format!("the environment variable {env} {why}"),
-                    )
-                })?,
-            };
+            let value = variable.resolve().map_err(|reason| {
+                ConfigError::invalid(path, &format!("variables.{name}"), reason)
+            })?;
             values.insert(name.clone(), value);
         }
         Ok(Self(Arc::new(values)))

@@ -6,6 +6,7 @@ pub(crate) mod bindings;
 pub(crate) mod compile_cache;
 pub mod component;
 pub mod composition;
+pub(crate) mod connection_pool;
 pub(crate) mod engine;
 pub(crate) mod kind;
 pub(crate) mod outgoing;

@@ -17,8 +17,10 @@
 //! same process.
 //!
 //! HTTPS is checked against the usual web roots, with one TLS client
-//! configuration per build.
+//! configuration per build. Connections are kept alive and reused per
+//! destination (`connection_pool`), only after the checks above.
 
+use super::connection_pool::{ConnectionPool, Destination, Sender};
 use arc_swap::ArcSwap;
 use http::uri::Scheme;
 use http::{Request, Response};
@@ -218,6 +220,8 @@ pub(crate) struct Outgoing {
     grants: Arc<[Grant]>,
     own: OwnAddresses,
     tls: tokio_rustls::TlsConnector,
+    /// Keep-alive connections, shared by the build's instances.
+    pool: Arc<ConnectionPool>,
 }
 
 type Sent = (
@@ -246,6 +250,7 @@ impl Outgoing {
             grants,
             own,
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            pool: Arc::default(),
         }
     }
 
@@ -300,7 +305,8 @@ impl Outgoing {
         Ok(allowed)
     }
 
-    /// Send `request` if the grants allow it.
+    /// Send `request` if the grants allow it, on an idle keep-alive
+    /// connection to an allowed address when there is one.
     pub(crate) async fn send(
         &self,
         mut request: Request<HyperOutgoingBody>,
@@ -320,27 +326,7 @@ impl Outgoing {
             .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']')
-            .to_string();
-        let connect = async {
-            let stream = TcpStream::connect(&addresses[..])
-                .await
-                .map_err(Error::Connect)?;
-            let _ = stream.set_nodelay(true);
-            let stream: Box<dyn Stream> = if https {
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|_| Error::HttpRequestUriInvalid)?;
-                Box::new(self.tls.connect(name, stream).await.map_err(Error::Tls)?)
-            } else {
-                Box::new(stream)
-            };
-            hyper::client::conn::http1::Builder::new()
-                .handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(Error::from)
-        };
-        let (mut sender, connection) = tokio::time::timeout(connect_timeout, connect)
-            .await
-            .map_err(|_| Error::ConnectionTimeout)??;
+            .to_ascii_lowercase();
         // Origin-form on the wire: the authority is in `Host`.
         let path = request
             .uri()
@@ -348,19 +334,80 @@ impl Outgoing {
             .map_or("/", |p| p.as_str())
             .to_string();
         *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
-        let connection = tokio::spawn(connection);
-        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
-            .await
-            .map_err(|_| Error::ConnectionReadTimeout)?
-            .map_err(Error::from)?;
-        let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async move {
-            match connection.await {
-                Ok(result) => result.map_err(Error::from),
-                Err(_) => Err(Error::InternalError(Some("connection task failed".into()))),
+        let connect = || {
+            let connecting = self.connect(https, &host, &addresses);
+            async move {
+                tokio::time::timeout(connect_timeout, connecting)
+                    .await
+                    .map_err(|_| Error::ConnectionTimeout)?
+            }
+        };
+        let (destination, mut sender, reused) = match self.pool.checkout(https, &host, &addresses) {
+            Some((destination, sender)) => (destination, sender, true),
+            None => {
+                let (destination, sender) = connect().await?;
+                (destination, sender, false)
+            }
+        };
+        let sent = tokio::time::timeout(first_byte_timeout, async {
+            match sender.try_send_request(request).await {
+                Ok(response) => Ok((destination, sender, response)),
+                // A reused connection the server closed before it took the
+                // request: the request, unsent, goes on a new one.
+                Err(mut error) if reused && error.message().is_some() => {
+                    let request = error.take_message().expect("checked");
+                    let (destination, mut sender) = connect().await?;
+                    let response = sender.send_request(request).await.map_err(Error::from)?;
+                    Ok((destination, sender, response))
+                }
+                Err(error) => Err(Error::from(error.into_error())),
             }
         });
+        let (destination, sender, response) =
+            sent.await.map_err(|_| Error::ConnectionReadTimeout)??;
+        self.pool.checkin_when_ready(destination, sender);
+        // The connection is driven by its own task; its failures reach the
+        // guest through the body.
+        let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
         let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
         Ok((response, io))
+    }
+
+    /// A new connection to the first of `addresses` that answers (TLS with
+    /// `host` as the server name when `https`), driven by a task of its own.
+    async fn connect(
+        &self,
+        https: bool,
+        host: &str,
+        addresses: &[SocketAddr],
+    ) -> Result<(Destination, Sender), Error> {
+        let stream = TcpStream::connect(addresses)
+            .await
+            .map_err(Error::Connect)?;
+        let address = stream.peer_addr().map_err(Error::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = if https {
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|_| Error::HttpRequestUriInvalid)?;
+            Box::new(self.tls.connect(name, stream).await.map_err(Error::Tls)?)
+        } else {
+            Box::new(stream)
+        };
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(Error::from)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("outgoing connection to {address}: {error}");
+            }
+        });
+        let destination = Destination {
+            https,
+            name: host.to_string(),
+            address,
+        };
+        Ok((destination, sender))
     }
 }
 

@@ -212,11 +212,27 @@ fn limits_hold_on_the_embedded_store() {
 #[test]
 fn limits_hold_on_redis() {
     let redis = Redis::start();
+    // The URL from the environment, as a secret is given in a container.
     let dir = config_dir(&format!(
-        "[keyvalue.small]\nurl = \"{}\"\n{LIMITS}",
-        redis.url()
+        "[keyvalue.small]\nurl = {{ env = \"TEST_REDIS_URL\" }}\n{LIMITS}"
     ));
-    past_the_limits(&serve_in(dir.path(), P3_HANDLER_COMPONENT, &[]));
+    let url = redis.url();
+    past_the_limits(&serve_in(
+        dir.path(),
+        P3_HANDLER_COMPONENT,
+        &[("TEST_REDIS_URL", url.as_str())],
+    ));
+    let stderr = switchyard_tests::process::run_failing(
+        SWITCHYARD,
+        &["serve", P3_HANDLER_COMPONENT],
+        dir.path(),
+    );
+    assert!(
+        stderr.contains(
+            "key `keyvalue.small.url`: the environment variable TEST_REDIS_URL is not set"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -273,11 +273,15 @@ impl OpenStores {
             let backend = match open.remove(&id) {
                 Some(backend) => backend,
                 None => match &store.url {
-                    Some(url) => redis::Redis::open(url.expose(), name, store.pool_size)
-                        .map(|r| Arc::new(r) as Arc<dyn Backend>)
-                        .with_context(|| {
-                            format!("key `keyvalue.{name}.url` of `{}`", config_path.display())
-                        })?,
+                    Some(url) => {
+                        let key = format!("keyvalue.{name}.url");
+                        let url = config.redis_url(url, config_path, &key)?;
+                        redis::Redis::open(&url, name, store.pool_size)
+                            .map(|r| Arc::new(r) as Arc<dyn Backend>)
+                            .with_context(|| {
+                                format!("key `{key}` of `{}`", config_path.display())
+                            })?
+                    }
                     None => {
                         let file = data_dir.join("keyvalue").join(format!("{name}.redb"));
                         Arc::new(embedded::Embedded::open(&file).with_context(|| {
