@@ -154,6 +154,7 @@ bench: build-guest install-wasmtime
     CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p p3-handler -p p2-proxy
     cargo build --profile dist -p switchyard --bins --example native_hello --example native_site --example render_call
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
+    ./target/dist/switchyard compose build/app.wasm -o build/app-any-host.wasm
     bench/bench.sh
 
 # What each layer of the request pipeline costs, by taking it away (pinned layout, dist)

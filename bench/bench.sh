@@ -106,15 +106,18 @@ p3=target/wasm/wasm32-wasip2/release/p3_handler.wasm
 p2proxy=target/wasm/wasm32-wasip2/release/p2_proxy.wasm
 start native /a $BIN/examples/native_hello
 start native-site "/a?name=bench" $BIN/examples/native_site
-start wasmtime-default /a wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$app"
-start wasmtime-pooling /a wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --addr 127.0.0.1:0 "$app"
+# wasmtime serve has no `switchyard:server/revalidate`: it serves the app as
+# `switchyard compose` makes it for any host (a no-op revalidation plugged in).
+any_host=$W/app-any-host.wasm
+start wasmtime-default /a wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$any_host"
+start wasmtime-pooling /a wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --addr 127.0.0.1:0 "$any_host"
 start wasmtime-composed /a?name=bench wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$W/composed.wasm"
 start switchyard-render "/render?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start switchyard-handler "/a?name=bench" $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start switchyard-composed "/a?name=bench" $BIN/switchyard serve "$app" --router "$W/router.wasm" "${plain[@]}" --listen 127.0.0.1:0
 start switchyard-render-reuse "/render?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start switchyard-handler-reuse "/a?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
-start wasmtime-reuse /a wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$app"
+start wasmtime-reuse /a wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$any_host"
 start switchyard-p3 / $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
 start wasmtime-p3-fresh / wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start wasmtime-p3-default / wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"

@@ -303,8 +303,9 @@ impl Build {
 
 /// What every store gets: the settings the host passes on, and the grants.
 /// The response cache, unless `[cache] enabled = false`; with its shared
-/// tier when `[cache] shared` is set, namespaced by the digest of the app
-/// and its routers (replicas of one build share it, two builds do not).
+/// tier when `[cache] shared` is set, namespaced by a digest of the app,
+/// its routers, routes and variables (replicas of one build share it, two
+/// builds do not).
 fn response_cache(resolved: &Resolved, app_bytes: &[u8]) -> Result<Option<Arc<ResponseCache>>> {
     let config = &resolved.config;
     if !config.cache.enabled {
@@ -323,6 +324,14 @@ fn response_cache(resolved: &Resolved, app_bytes: &[u8]) -> Result<Option<Arc<Re
     digest.update(app_bytes);
     for router in &resolved.routers {
         digest.update(component::read(router)?);
+    }
+    // What else decides a page: the routes and the variables' values.
+    digest.update(format!(
+        "{:?}{:?}{}",
+        config.routes, config.redirects, config.use_file_system_public_routes
+    ));
+    for (name, variable) in &config.variables {
+        digest.update(format!("{name}={:?}\n", variable.resolve()));
     }
     let namespace: String = digest.finalize()[..8]
         .iter()

@@ -1,5 +1,6 @@
 //! `switchyard compose`: write routers + app as one component, for
-//! `wasmtime serve` or any other wasi:http host.
+//! `wasmtime serve` or any other wasi:http host; with no router, the app
+//! alone, Switchyard's own imports (revalidation) filled in.
 
 use clap::Args;
 use std::path::PathBuf;
@@ -11,8 +12,9 @@ use wasmtime::error::Context;
 pub(crate) struct ComposeCommand {
     /// The page app component.
     app: PathBuf,
-    /// A router component; repeat for a chain, outermost first.
-    #[arg(long, value_name = "ROUTER.wasm", required = true)]
+    /// A router component; repeat for a chain, outermost first. None: the
+    /// app alone, made to run on any wasi:http host.
+    #[arg(long, value_name = "ROUTER.wasm")]
     router: Vec<PathBuf>,
     /// Where to write the composition.
     #[arg(short, long, value_name = "OUT.wasm")]

@@ -36,6 +36,9 @@ impl std::fmt::Debug for Granted {
 pub(crate) struct DataView<'a> {
     pub(crate) granted: &'a Granted,
     pub(crate) table: &'a mut ResourceTable,
+    /// The instance's open compare-and-swap handles, each holding a value
+    /// in the host's memory: bounded.
+    pub(crate) open_cas: &'a mut usize,
 }
 
 struct HasDataView;

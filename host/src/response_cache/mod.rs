@@ -100,6 +100,17 @@ impl Drop for ResponseCache {
     }
 }
 
+/// When an answer was asked for: what it may be stored under depends on
+/// what was revalidated since.
+#[derive(Clone, Copy)]
+struct Since {
+    /// This replica's count of revalidations then.
+    generation: u64,
+    /// The shared tier's count of revalidations then, when it was read:
+    /// without it, the answer is not stored in the tier.
+    shared: Option<u64>,
+}
+
 /// What a finished flight tells the requests that waited for it.
 #[derive(Clone)]
 enum Outcome {
@@ -146,14 +157,20 @@ struct Entry {
 
 impl Entry {
     fn age(&self) -> u64 {
-        self.age_at_store + self.stored.elapsed().as_secs()
+        (self.age_at_store).saturating_add(self.stored.elapsed().as_secs())
     }
 
     /// What the shared tier keeps of it.
     fn to_shared(&self) -> SharedEntry {
         SharedEntry {
             status: self.status,
-            headers: self.headers.clone(),
+            headers: (self.headers.iter())
+                .filter(|(name, _)| {
+                    *name != header::CONTENT_LENGTH
+                        && !shared::NEVER_STORED.contains(&name.as_str())
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
             body: self.body.clone(),
             stored_at: shared::unix_now().saturating_sub(self.stored.elapsed().as_secs()),
             age_at_store: self.age_at_store,
@@ -243,11 +260,14 @@ impl ResponseCache {
     }
 
     async fn revalidate(&self, what: Revalidated) -> Result<(), String> {
-        self.drop_local(&what);
-        match &self.shared {
+        // Redis first: a replica's copy fetched from it before this drop is
+        // then dropped by the local one (or refused by its generation).
+        let shared = match &self.shared {
             Some(shared) => shared.revalidate(&what).await,
             None => Ok(()),
-        }
+        };
+        self.drop_local(&what);
+        shared
     }
 
     /// Drop what this replica holds of `what`.
@@ -262,6 +282,14 @@ impl ResponseCache {
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.entries.invalidate_all();
             }
+        }
+    }
+
+    /// Now, to compare with what is revalidated later.
+    fn since(&self) -> Since {
+        Since {
+            generation: self.generation.load(Ordering::Acquire),
+            shared: None,
         }
     }
 
@@ -314,10 +342,10 @@ impl ResponseCache {
         if entry.is_none() && self.uncacheable.contains_key(&url) {
             // Not stored last time: no waiting on one another ("hit for
             // pass"), though what it answers now may be stored.
-            let generation = self.generation.load(Ordering::Acquire);
+            let since = self.since();
             let response = inner.call(as_get(&parts)).await;
-            return match self.store(&parts, &url, response, generation).await {
-                Stored::Entry(entry, _) => respond(&entry, "MISS"),
+            return match self.store(&parts, &url, response, since).await {
+                Stored::Entry(entry, ..) => respond(&entry, "MISS"),
                 Stored::No(response) => mark(response, "MISS"),
             };
         }
@@ -332,13 +360,15 @@ impl ResponseCache {
                 .vary
                 .iter()
                 .any(|name| name == header::COOKIE || name == header::AUTHORIZATION);
-            if age < entry.lifetime + entry.stale_while_revalidate && !private {
+            if age < entry.lifetime.saturating_add(entry.stale_while_revalidate) && !private {
                 self.refresh_in_background(&entry, &parts, &url, inner);
                 return respond(&entry, "STALE");
             }
             // Too stale: a new answer, with this one to fall back on.
             let response = self.fill(&parts, &url, &key, inner).await;
-            if response.status().is_server_error() && age < entry.lifetime + entry.stale_if_error {
+            if response.status().is_server_error()
+                && age < entry.lifetime.saturating_add(entry.stale_if_error)
+            {
                 return respond(&entry, "STALE");
             }
             return response;
@@ -380,7 +410,13 @@ impl ResponseCache {
         let sender = match waiting {
             Ok(sender) => sender,
             Err(mut flight) => {
-                let waited = tokio::time::timeout(self.settings.wait, async {
+                // With a shared tier, the leader may first wait for another
+                // replica's render, then render itself.
+                let wait = match self.shared {
+                    Some(_) => self.settings.wait.saturating_mul(2),
+                    None => self.settings.wait,
+                };
+                let waited = tokio::time::timeout(wait, async {
                     flight.wait_for(Option::is_some).await.ok()?.clone()
                 })
                 .await;
@@ -404,13 +440,17 @@ impl ResponseCache {
             sender,
         };
         // One render across replicas too: another one's answer is awaited.
+        let mut since = self.since();
         let lock = match &self.shared {
             Some(shared) => match shared.lock(key, self.settings.wait).await {
-                Some(lock) => Some(lock),
-                None => {
-                    if let Some(found) = shared.wait_for(key, self.settings.wait).await
-                        && let Some(entry) = self.materialize(url, key, found)
-                    {
+                (Some(lock), generation) => {
+                    since.shared = generation;
+                    Some(lock)
+                }
+                (None, _) => {
+                    let since = self.since();
+                    if let Some(found) = shared.wait_for(key, self.settings.wait).await {
+                        let entry = self.materialize(url, key, found, since);
                         flight.finish(Outcome::Stored(entry.clone(), Arc::from(key)));
                         return respond(&entry, "MISS");
                     }
@@ -419,13 +459,11 @@ impl ResponseCache {
             },
             None => None,
         };
-        let generation = self.generation.load(Ordering::Acquire);
+        // The lock goes when this request does, finished or cancelled.
         let response = inner.call(as_get(parts)).await;
-        let answer = self
-            .answer_miss(parts, url, response, generation, flight)
-            .await;
-        if let (Some(shared), Some(lock)) = (&self.shared, lock) {
-            shared.unlock(lock).await;
+        let answer = self.answer_miss(parts, url, response, since, flight).await;
+        if let Some(lock) = lock {
+            lock.release().await;
         }
         answer
     }
@@ -437,7 +475,7 @@ impl ResponseCache {
         parts: &Parts,
         url: &str,
         response: Response<Body>,
-        generation: u64,
+        since: Since,
         flight: Flight<'_>,
     ) -> Response<Body> {
         if response.status().is_server_error() {
@@ -451,8 +489,8 @@ impl ResponseCache {
                 Err(response) => mark(response, "MISS"),
             };
         }
-        match self.store(parts, url, response, generation).await {
-            Stored::Entry(entry, key) => {
+        match self.store(parts, url, response, since).await {
+            Stored::Entry(entry, key, _) => {
                 flight.finish(Outcome::Stored(entry.clone(), Arc::from(key)));
                 respond(&entry, "MISS")
             }
@@ -484,15 +522,18 @@ impl ResponseCache {
         parts.headers.remove(header::AUTHORIZATION);
         let url = url.to_string();
         tokio::spawn(async move {
-            let generation = cache.generation.load(Ordering::Acquire);
+            let mut since = cache.since();
+            if let Some(shared) = &cache.shared {
+                since.shared = shared.generation().await;
+            }
             let response = inner.call(parts.clone()).await;
             // Only a good answer that may be stored replaces the entry; else
             // the stale one serves on (stale-if-error until it is too old)
             // and the next stale hit tries again.
             let replaced = !response.status().is_server_error()
                 && matches!(
-                    cache.store(&parts, &url, response, generation).await,
-                    Stored::Entry(..)
+                    cache.store(&parts, &url, response, since).await,
+                    Stored::Entry(_, _, true)
                 );
             if !replaced {
                 entry.refreshing.store(false, Ordering::Release);
@@ -500,15 +541,14 @@ impl ResponseCache {
         });
     }
 
-    /// Store `response` if it may be, unless a revalidation came after
-    /// `generation` (when it was asked for); either way, what to answer
-    /// with.
+    /// Store `response` if it may be, unless a revalidation came `since`
+    /// it was asked for; either way, what to answer with.
     async fn store(
         self: &Arc<Self>,
         parts: &Parts,
         url: &str,
         response: Response<Body>,
-        generation: u64,
+        since: Since,
     ) -> Stored {
         let Some((directives, lifetime, vary)) = self.storable(parts, &response) else {
             return Stored::No(response);
@@ -559,19 +599,40 @@ impl ResponseCache {
             path: parts.uri.path().into(),
             tags,
         });
-        if self.generation.load(Ordering::Acquire) != generation {
+        if !self.keep(url, &key, &entry, vary, since.generation) {
             // Revalidated while it was made: answer with it, keep nothing.
-            return Stored::Entry(entry, key);
+            return Stored::Entry(entry, key, false);
         }
-        self.vary.insert(url.to_string(), vary);
         self.uncacheable.invalidate(url);
-        self.entries.insert(key.clone(), entry.clone());
         // Evict now (stores are misses, so rare): the bound holds at once.
         self.entries.run_pending_tasks();
-        if let Some(shared) = &self.shared {
-            shared.put(url, &key, &entry.to_shared()).await;
+        if let (Some(shared), Some(generation)) = (&self.shared, since.shared) {
+            shared.put(url, &key, &entry.to_shared(), generation).await;
         }
-        Stored::Entry(entry, key)
+        Stored::Entry(entry, key, true)
+    }
+
+    /// Keep `entry` under `key`, unless a revalidation came after
+    /// `generation`: checked after the insert too, so that a revalidation
+    /// between the check and the insert still drops it.
+    fn keep(
+        &self,
+        url: &str,
+        key: &str,
+        entry: &Arc<Entry>,
+        vary: Arc<[HeaderName]>,
+        generation: u64,
+    ) -> bool {
+        if self.generation.load(Ordering::Acquire) != generation {
+            return false;
+        }
+        self.vary.insert(url.to_string(), vary);
+        self.entries.insert(key.to_string(), entry.clone());
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.entries.invalidate(key);
+            return false;
+        }
+        true
     }
 
     /// The encoded forms of the entry at `key`: each form made of its body
@@ -601,23 +662,25 @@ impl ResponseCache {
             None => Arc::from(shared.vary(url).await?),
         };
         let key = key_with(url, &names, headers);
+        let since = self.since();
         let found = shared.get(&key).await?;
-        let entry = self.materialize(url, &key, found)?;
+        let entry = self.materialize(url, &key, found, since);
         Some((key, entry))
     }
 
-    /// `found`, from the shared tier, as an entry of this replica's, kept
-    /// under `key` (unless it no longer fits its own key or `max_entry_size`).
+    /// `found`, from the shared tier and asked for `since`, as an entry of
+    /// this replica's, kept under `key` too unless it is larger than
+    /// `max_entry_size` or a revalidation came since.
     fn materialize(
         self: &Arc<Self>,
         url: &str,
         key: &str,
         found: SharedEntry,
-    ) -> Option<Arc<Entry>> {
-        if found.body.len() as u64 > self.settings.max_entry_size || !key.starts_with(url) {
-            return None;
-        }
-        let age = shared::unix_now().saturating_sub(found.stored_at) + found.age_at_store;
+        since: Since,
+    ) -> Arc<Entry> {
+        let fits = found.body.len() as u64 <= self.settings.max_entry_size;
+        let age =
+            (shared::unix_now().saturating_sub(found.stored_at)).saturating_add(found.age_at_store);
         let vary: Arc<[HeaderName]> = Arc::from(found.vary);
         let entry = Arc::new(Entry {
             status: found.status,
@@ -634,9 +697,10 @@ impl ResponseCache {
             path: found.path.into(),
             tags: found.tags.into_iter().map(Box::from).collect(),
         });
-        self.vary.insert(url.to_string(), vary);
-        self.entries.insert(key.to_string(), entry.clone());
-        Some(entry)
+        if fits {
+            self.keep(url, key, &entry, vary, since.generation);
+        }
+        entry
     }
 
     /// What `Cache-Control` says, the freshness lifetime and the `Vary`
@@ -812,8 +876,8 @@ impl Drop for Flight<'_> {
 }
 
 enum Stored {
-    /// Stored, under this key.
-    Entry(Arc<Entry>, String),
+    /// Storable, under this key; kept (`true`) unless revalidated meanwhile.
+    Entry(Arc<Entry>, String, bool),
     No(Response<Body>),
 }
 

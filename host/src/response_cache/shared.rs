@@ -56,10 +56,34 @@ pub(super) enum Revalidated {
     Everything,
 }
 
-/// A lock on rendering one key, held by this replica.
+/// A lock on rendering one key, held by this replica until it is
+/// released, or dropped (a request cancelled mid-render lets go too).
 pub(super) struct Lock {
+    tier: Arc<SharedTier>,
     key: String,
     token: String,
+    /// False when Redis was down: this replica renders on its own.
+    held: bool,
+}
+
+impl Lock {
+    /// Let go of the lock, if it is still ours.
+    pub(super) async fn release(mut self) {
+        if std::mem::take(&mut self.held) {
+            self.tier.unlock(&self.key, &self.token).await;
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (tier, key, token) = (self.tier.clone(), self.key.clone(), self.token.clone());
+            runtime.spawn(async move { tier.unlock(&key, &token).await });
+        }
+    }
 }
 
 /// The shared tier of one build's cache.
@@ -86,10 +110,14 @@ return 0",
     )
 });
 
-/// `KEYS[1]` the set of keys of a path or tag: delete them and it.
+/// `KEYS[1]` the set of entry keys of a path or tag, `KEYS[2]` the
+/// count of revalidations: counts one more (so that a render that began
+/// before stores nothing), then deletes the entries and the set. The set
+/// is bounded ([`MAX_SET`]), so this is too.
 static DROP_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local keys = redis.call('SMEMBERS', KEYS[1])
+        r"redis.call('INCR', KEYS[2])
+local keys = redis.call('SMEMBERS', KEYS[1])
 for i = 1, #keys, 500 do
   redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys)))
 end
@@ -97,6 +125,41 @@ redis.call('DEL', KEYS[1])
 return #keys",
     )
 });
+
+/// `KEYS` the count of revalidations, the entry, its `Vary` names, then
+/// the N sets it is indexed in (its path's, its tags'); `ARGV` the count
+/// when its render began, the entry, the `Vary` names, its lifetime (s),
+/// N, the most keys a set may hold. `0` and nothing stored when a
+/// revalidation came since; `-1` when a set is full (the entry stays with
+/// the replica that made it); else `1`.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[5])
+for i = 1, n do
+  if redis.call('SCARD', KEYS[3 + i]) >= tonumber(ARGV[6]) then return -1 end
+end
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+redis.call('SET', KEYS[3], ARGV[3], 'EX', ttl)
+for i = 1, n do
+  redis.call('SADD', KEYS[3 + i], KEYS[2])
+  if redis.call('TTL', KEYS[3 + i]) < ttl then redis.call('EXPIRE', KEYS[3 + i], ttl) end
+end
+return 1",
+    )
+});
+
+/// The most entries one path or tag indexes in Redis: past it, new
+/// entries of it stay with the replica that made them, so that neither
+/// the sets nor a revalidation's work grow without bound.
+const MAX_SET: usize = 10_000;
+/// The longest an entry lives in the tier.
+const MAX_TTL: u64 = 365 * 24 * 3600;
+/// How often each replica publishes a heartbeat on the channel; one that
+/// hears nothing for [`SILENCE`] takes its subscription for lost.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+const SILENCE: Duration = Duration::from_secs(95);
 
 impl SharedTier {
     /// The tier at `url`, for the app whose digest is `namespace`; nothing
@@ -125,6 +188,29 @@ impl SharedTier {
 
     fn set_key(&self, kind: &str, name: &str) -> String {
         format!("{}{kind}:{name}", self.prefix)
+    }
+
+    fn generation_key(&self) -> String {
+        format!("{}revalidations", self.prefix)
+    }
+
+    /// The count of revalidations now (when Redis answers).
+    pub(super) async fn generation(&self) -> Option<u64> {
+        if self.is_down() {
+            return None;
+        }
+        let key = self.generation_key();
+        let count: Result<Option<u64>, _> = with_connection(&self.pool, async |c| {
+            redis::cmd("GET").arg(&key).query_async(c).await
+        })
+        .await;
+        match count {
+            Ok(count) => Some(count.unwrap_or(0)),
+            Err(error) => {
+                self.failed("lookup", error);
+                None
+            }
+        }
     }
 
     fn channel(&self) -> String {
@@ -200,91 +286,103 @@ impl SharedTier {
     }
 
     /// Store `entry` of `url` under `key`, for as long as it may be
-    /// served, indexed by its path and tags.
-    pub(super) async fn put(&self, url: &str, key: &str, entry: &SharedEntry) {
+    /// served, indexed by its path and tags; unless a revalidation came
+    /// since the count was `generation` (when its render began). Whether
+    /// it was stored.
+    pub(super) async fn put(
+        &self,
+        url: &str,
+        key: &str,
+        entry: &SharedEntry,
+        generation: u64,
+    ) -> bool {
         if self.is_down() {
-            return;
+            return false;
         }
-        let ttl = (entry.lifetime + entry.stale_while_revalidate.max(entry.stale_if_error))
+        let ttl = entry
+            .lifetime
+            .saturating_add(entry.stale_while_revalidate.max(entry.stale_if_error))
             .saturating_sub(entry.age_at_store)
-            .max(1);
-        let entry_key = self.entry_key(key);
+            .clamp(1, MAX_TTL);
         let vary: Vec<&str> = entry.vary.iter().map(HeaderName::as_str).collect();
         let mut sets = vec![self.set_key("path", &entry.path)];
         sets.extend(entry.tags.iter().map(|tag| self.set_key("tag", tag)));
         let bytes = encode(entry);
         let stored = with_connection(&self.pool, async |c| {
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .cmd("SET")
-                .arg(&entry_key)
+            let mut call = PUT.key(self.generation_key());
+            call.key(self.entry_key(key))
+                .key(self.vary_key(url))
+                .key(&sets);
+            call.arg(generation)
                 .arg(bytes.as_slice())
-                .arg("EX")
-                .arg(ttl)
-                .ignore()
-                .cmd("SET")
-                .arg(self.vary_key(url))
                 .arg(vary.join(","))
-                .arg("EX")
                 .arg(ttl)
-                .ignore();
-            for set in &sets {
-                pipe.cmd("SADD").arg(set).arg(&entry_key).ignore();
-                // Kept as long as its longest-lived entry.
-                pipe.cmd("EXPIRE").arg(set).arg(ttl).arg("NX").ignore();
-                pipe.cmd("EXPIRE").arg(set).arg(ttl).arg("GT").ignore();
-            }
-            pipe.query_async::<()>(c).await
+                .arg(sets.len())
+                .arg(MAX_SET);
+            call.invoke_async::<i64>(c).await
         })
         .await;
-        if let Err(error) = stored {
-            self.failed("store", error);
+        match stored {
+            Ok(stored) => stored == 1,
+            Err(error) => {
+                self.failed("store", error);
+                false
+            }
         }
     }
 
-    /// Take the lock on rendering `key` for `deadline`, if no replica has it.
-    pub(super) async fn lock(&self, key: &str, deadline: Duration) -> Option<Lock> {
-        let lock = Lock {
+    /// Take the lock on rendering `key` for `deadline`, if no replica has
+    /// it (when Redis is down, a lock of this replica's own); and the count
+    /// of revalidations, read in the same round trip.
+    pub(super) async fn lock(
+        self: &Arc<Self>,
+        key: &str,
+        deadline: Duration,
+    ) -> (Option<Lock>, Option<u64>) {
+        let mut lock = Lock {
+            tier: self.clone(),
             key: self.set_key("lock", key),
             token: format!("{:016x}", rand_token()),
+            held: false,
         };
         if self.is_down() {
-            // This replica renders on its own meanwhile.
-            return Some(lock);
+            return (Some(lock), None);
         }
-        let taken: Option<String> = match with_connection(&self.pool, async |c| {
-            redis::cmd("SET")
-                .arg(&lock.key)
-                .arg(&lock.token)
-                .arg("NX")
-                .arg("PX")
-                .arg(deadline.as_millis().max(1) as u64)
-                .query_async(c)
-                .await
-        })
-        .await
-        {
-            Ok(taken) => taken,
-            // Redis down: this replica renders on its own.
+        let generation_key = self.generation_key();
+        let answer: Result<(Option<String>, Option<u64>), _> =
+            with_connection(&self.pool, async |c| {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&lock.key)
+                    .arg(&lock.token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(
+                        u64::try_from(deadline.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .max(1),
+                    )
+                    .cmd("GET")
+                    .arg(&generation_key)
+                    .query_async(c)
+                    .await
+            })
+            .await;
+        match answer {
+            Ok((taken, generation)) => {
+                lock.held = taken.is_some();
+                (lock.held.then_some(lock), Some(generation.unwrap_or(0)))
+            }
             Err(error) => {
                 self.failed("lock", error);
-                return Some(lock);
+                (Some(lock), None)
             }
-        };
-        taken.map(|_| lock)
+        }
     }
 
-    /// Let go of `lock`, if it is still ours.
-    pub(super) async fn unlock(&self, lock: Lock) {
-        if self.is_down() {
-            return;
-        }
+    async fn unlock(&self, key: &str, token: &str) {
         let _ = with_connection(&self.pool, async |c| {
-            UNLOCK
-                .key(&lock.key)
-                .arg(&lock.token)
-                .invoke_async::<i64>(c)
-                .await
+            UNLOCK.key(key).arg(token).invoke_async::<i64>(c).await
         })
         .await;
     }
@@ -320,8 +418,13 @@ impl SharedTier {
             Revalidated::Everything => return Ok(()),
         };
         let channel = self.channel();
+        let generation = self.generation_key();
         with_connection(&self.pool, async |c| {
-            DROP_SET.key(&set).invoke_async::<i64>(c).await?;
+            DROP_SET
+                .key(&set)
+                .key(&generation)
+                .invoke_async::<i64>(c)
+                .await?;
             redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(&message)
@@ -334,30 +437,56 @@ impl SharedTier {
     }
 
     /// Listen for the revalidations of every replica, calling `on` with
-    /// each, until `on` says to stop (its cache is gone). A lost
-    /// subscription is retried every second, then reported as
-    /// [`Revalidated::Everything`].
+    /// each, until `on` says to stop (its cache is gone). Every replica
+    /// publishes a heartbeat every [`HEARTBEAT`]; a subscription that hears
+    /// nothing for [`SILENCE`] (a connection dead without a word), or
+    /// fails, is made again, every second, then reported as
+    /// [`Revalidated::Everything`] (what it missed is unknown).
     pub(super) async fn listen(self: Arc<Self>, on: impl Fn(Revalidated) -> bool) {
         let mut lost = false;
         loop {
-            match self.client.get_async_pubsub().await {
+            let subscribed = match self.client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(self.channel()).await {
+                    Ok(()) => Ok(pubsub),
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            };
+            match subscribed {
                 Ok(mut pubsub) => {
-                    if pubsub.subscribe(self.channel()).await.is_ok() {
-                        if lost && !on(Revalidated::Everything) {
-                            return;
-                        }
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            let Ok(payload) = message.get_payload::<String>() else {
-                                continue;
-                            };
-                            let revalidated = match payload.split_at_checked(1) {
-                                Some(("p", path)) => Revalidated::Path(path.to_string()),
-                                Some(("t", tag)) => Revalidated::Tag(tag.to_string()),
-                                _ => continue,
-                            };
-                            if !on(revalidated) {
-                                return;
+                    if lost && !on(Revalidated::Everything) {
+                        return;
+                    }
+                    let mut messages = pubsub.on_message();
+                    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                    let mut heard = tokio::time::Instant::now();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => {
+                                let Some(message) = message else { break };
+                                heard = tokio::time::Instant::now();
+                                let Ok(payload) = message.get_payload::<String>() else {
+                                    continue;
+                                };
+                                let revalidated = match payload.split_at_checked(1) {
+                                    Some(("p", path)) => Revalidated::Path(path.to_string()),
+                                    Some(("t", tag)) => Revalidated::Tag(tag.to_string()),
+                                    _ => continue,
+                                };
+                                if !on(revalidated) {
+                                    return;
+                                }
+                            }
+                            _ = heartbeat.tick() => {
+                                if heard.elapsed() > SILENCE {
+                                    self.failed("subscribe", "no message for a while");
+                                    break;
+                                }
+                                let channel = self.channel();
+                                let _ = with_connection(&self.pool, async |c| {
+                                    redis::cmd("PUBLISH").arg(&channel).arg("h").query_async::<i64>(c).await
+                                })
+                                .await;
                             }
                         }
                     }
@@ -432,6 +561,20 @@ fn encode(entry: &SharedEntry) -> Vec<u8> {
     out
 }
 
+/// Headers no stored entry has: the host owns framing and hop-by-hop
+/// headers, and a response with a cookie is never stored.
+pub(super) const NEVER_STORED: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "set-cookie",
+    "x-cache",
+];
+
 /// A reader of the format that fails (with `None`) on anything short,
 /// long or invalid.
 struct Reader<'a>(&'a [u8]);
@@ -477,19 +620,31 @@ fn decode(bytes: &[u8]) -> Option<SharedEntry> {
     if r.take(4)? != MAGIC {
         return None;
     }
-    let status = StatusCode::from_u16(r.u16()?).ok()?;
+    let status = r.u16()?;
+    if !super::CACHEABLE.contains(&status) {
+        return None;
+    }
+    let status = StatusCode::from_u16(status).ok()?;
+    // Times bounded, so that no sum of them overflows.
+    let stored_at = r.u64()?.min(unix_now());
     let [
-        stored_at,
         age_at_store,
         lifetime,
         stale_while_revalidate,
         stale_if_error,
-    ] = [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?];
+    ] = [r.u64()?, r.u64()?, r.u64()?, r.u64()?].map(|n| n.min(MAX_TTL));
     let mut headers = HeaderMap::new();
     for _ in 0..r.count(8)? {
         let name = HeaderName::from_bytes(r.bytes()?).ok()?;
         let value = HeaderValue::from_bytes(r.bytes()?).ok()?;
-        headers.append(name, value);
+        // Framing and cookies are never stored: such an entry was not
+        // written by a replica. (The length is the body's, set when sent.)
+        if NEVER_STORED.contains(&name.as_str()) {
+            return None;
+        }
+        if name != http::header::CONTENT_LENGTH {
+            headers.append(name, value);
+        }
     }
     let mut vary = Vec::new();
     for _ in 0..r.count(4)? {

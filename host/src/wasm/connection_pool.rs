@@ -9,8 +9,9 @@
 //! A connection goes back to the pool when hyper says it can take the next
 //! request (its response was read to the end); one whose response was
 //! dropped half read is closed. Idle connections are kept for
-//! [`IDLE_TIMEOUT`], [`MAX_IDLE_PER_DESTINATION`] per destination and for
-//! [`MAX_DESTINATIONS`] destinations at most.
+//! [`IDLE_TIMEOUT`], [`MAX_IDLE_PER_DESTINATION`] per destination and
+//! [`MAX_IDLE`] in all at most; those past their time are closed whenever
+//! a connection comes back.
 
 use hyper::client::conn::http1::SendRequest;
 use std::collections::HashMap;
@@ -25,8 +26,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per destination.
 const MAX_IDLE_PER_DESTINATION: usize = 32;
-/// Destinations with idle connections at once.
-const MAX_DESTINATIONS: usize = 1024;
+/// Idle connections kept in all.
+const MAX_IDLE: usize = 256;
 
 /// Where a connection goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,17 +107,16 @@ impl ConnectionPool {
                 return;
             };
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() >= MAX_DESTINATIONS && !idle.contains_key(&destination) {
-                idle.retain(|_, senders| {
-                    senders.retain(|s| s.since.elapsed() < IDLE_TIMEOUT && !s.sender.is_closed());
-                    !senders.is_empty()
-                });
-                if idle.len() >= MAX_DESTINATIONS {
-                    return;
-                }
+            // Close what is past its time (at most MAX_IDLE to look at).
+            idle.retain(|_, senders| {
+                senders.retain(|s| s.since.elapsed() < IDLE_TIMEOUT && !s.sender.is_closed());
+                !senders.is_empty()
+            });
+            let total: usize = idle.values().map(Vec::len).sum();
+            if total >= MAX_IDLE {
+                return;
             }
             let senders = idle.entry(destination).or_default();
-            senders.retain(|s| s.since.elapsed() < IDLE_TIMEOUT && !s.sender.is_closed());
             if senders.len() < MAX_IDLE_PER_DESTINATION {
                 senders.push(Idle {
                     sender,

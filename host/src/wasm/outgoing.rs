@@ -23,7 +23,8 @@
 use super::connection_pool::{ConnectionPool, Destination, Sender};
 use arc_swap::ArcSwap;
 use http::uri::Scheme;
-use http::{Request, Response};
+use http::{Method, Request, Response};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -349,13 +350,39 @@ impl Outgoing {
                 (destination, sender, false)
             }
         };
+        // A request that may be sent twice (idempotent, with no body), in
+        // case a reused connection turns out closed once it was written.
+        let again = (reused
+            && matches!(
+                request.method(),
+                &Method::GET | &Method::HEAD | &Method::OPTIONS
+            )
+            && request.body().is_end_stream())
+        .then(|| {
+            let mut copy = Request::new(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            *copy.method_mut() = request.method().clone();
+            *copy.uri_mut() = request.uri().clone();
+            *copy.headers_mut() = request.headers().clone();
+            copy
+        });
         let sent = tokio::time::timeout(first_byte_timeout, async {
             match sender.try_send_request(request).await {
                 Ok(response) => Ok((destination, sender, response)),
-                // A reused connection the server closed before it took the
-                // request: the request, unsent, goes on a new one.
-                Err(mut error) if reused && error.message().is_some() => {
-                    let request = error.take_message().expect("checked");
+                // A reused connection the server had closed: the request,
+                // if it was not sent or may be sent again, goes on a new one.
+                Err(mut error)
+                    if reused
+                        && (error.message().is_some()
+                            || (again.is_some() && error.error().is_incomplete_message())) =>
+                {
+                    let request = match error.take_message() {
+                        Some(request) => request,
+                        None => again.expect("checked"),
+                    };
                     let (destination, mut sender) = connect().await?;
                     let response = sender.send_request(request).await.map_err(Error::from)?;
                     Ok((destination, sender, response))

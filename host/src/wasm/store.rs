@@ -48,6 +48,7 @@ pub(crate) struct Host {
     limits: StoreLimits,
     hooks: OutgoingPolicy,
     data: Granted,
+    open_cas: usize,
 }
 
 impl Host {
@@ -81,6 +82,7 @@ impl Host {
                 trace: None,
             },
             data: settings.data.clone(),
+            open_cas: 0,
         };
         let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limits);
@@ -104,6 +106,7 @@ impl Host {
         DataView {
             granted: &self.data,
             table: &mut self.table,
+            open_cas: &mut self.open_cas,
         }
     }
 }

@@ -222,7 +222,7 @@ impl WebDriverCompatibleCommand for BrowserLog {
 /// it, for `app` in a directory of its own.
 fn site_config(app: &str) -> String {
     format!(
-        "app = {app:?}\npublic_dir = {:?}\n[grants]\noutgoing_http = [\"self\"]\n",
+        "app = {app:?}\npublic_dir = {:?}\n[grants]\noutgoing_http = [\"self\"]\n[keyvalue.site]\n",
         root().join("public").display().to_string()
     )
 }
@@ -296,6 +296,55 @@ async fn every_page_loads_styled_without_console_errors() {
         .unwrap();
     let total: u32 = browser.text("#total").await.parse().unwrap();
     assert!(total > 50, "{total}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comments_and_the_visit_counter_survive_a_restart() {
+    let (server, dir) = serve_the_site();
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&url(server.address, "/")).await.unwrap();
+    let first: u64 = browser.text("#visits").await.parse().unwrap();
+
+    // A comment through the post's form: stored, and the cached page
+    // revalidated, so the redirect back shows it.
+    client
+        .goto(&url(server.address, "/posts/caching"))
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#comments", "No comments yet.", WAIT)
+        .await;
+    browser.type_into("input[name=author]", "Grace").await;
+    browser
+        .type_into("textarea[name=text]", "Nice <post>")
+        .await;
+    browser.click(Locator::Css("#comments form button")).await;
+    browser
+        .wait_for_text(".comments", "Nice <post>", WAIT)
+        .await;
+    assert_eq!(browser.path().await, "/posts/caching");
+    browser.screenshot("comment-posted").await;
+
+    // A new process on the same data.
+    drop(server);
+    let server = Server::start(
+        SWITCHYARD,
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+        &[],
+    );
+    client
+        .goto(&url(server.address, "/posts/caching"))
+        .await
+        .unwrap();
+    browser.wait_for_text(".comments", "Grace", WAIT).await;
+    client.goto(&url(server.address, "/")).await.unwrap();
+    let after: u64 = browser.text("#visits").await.parse().unwrap();
+    assert_eq!(after, first + 1, "the counter went on from where it was");
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors {errors:?}");
     browser.close().await;
 }
 

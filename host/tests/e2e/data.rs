@@ -480,3 +480,115 @@ fn pages_revalidate_cached_responses_by_path_and_by_tag() {
     assert!(log.contains("not a tag"), "{log}");
     assert_eq!(cached(tagged), "HIT");
 }
+
+/// 2,500 keys in batches of at most 1,000, listed back through every page
+/// of `list-keys`; a batch of more is refused.
+fn pages_through_many_keys(server: &Server, store: &str) {
+    for batch in 0..3 {
+        let pairs: Vec<String> = (batch * 1000..(batch * 1000 + 1000).min(2500))
+            .map(|n| format!("k{n:04}:{n}"))
+            .collect();
+        let path = format!("/kv/set-many?store={store}&pairs={}", pairs.join(","));
+        assert_eq!(body(server, &path), (200, "ok".into()));
+    }
+    let (status, keys) = body(server, &format!("/kv/keys?store={store}"));
+    assert_eq!(status, 200);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 2500, "every key, once");
+    let names: Vec<String> = (0..1001).map(|n| format!("k{n:04}")).collect();
+    let (status, error) = body(
+        server,
+        &format!("/kv/get-many?store={store}&keys={}", names.join(",")),
+    );
+    assert_eq!(status, 500);
+    assert!(error.contains("more than 1000"), "{error}");
+}
+
+#[test]
+fn list_keys_pages_through_every_key_on_both_backends() {
+    let redis = Redis::start();
+    let dir = config_dir(&format!(
+        "[keyvalue.local]\n[keyvalue.shared]\nurl = \"{}\"\n",
+        redis.url()
+    ));
+    let server = serve_in(dir.path(), P2_PROXY_COMPONENT, &[]);
+    pages_through_many_keys(&server, "local");
+    pages_through_many_keys(&server, "shared");
+}
+
+#[test]
+fn compare_and_swap_loses_no_concurrent_append() {
+    let redis = Redis::start();
+    let dir = config_dir(&format!(
+        "[keyvalue.local]\n[keyvalue.shared]\nurl = \"{}\"\n",
+        redis.url()
+    ));
+    // `b` keeps its embedded store elsewhere: a file serves one server.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let a = serve_in(dir.path(), FIXTURES_COMPONENT, &[]);
+    let b = Server::start(
+        SWITCHYARD,
+        &[
+            "serve",
+            FIXTURES_COMPONENT,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            elsewhere.path().to_str().unwrap(),
+        ],
+        Some(dir.path()),
+        &[],
+    );
+    // Two servers on one Redis store; one server's threads on its file.
+    for (store, addresses) in [
+        ("shared", [a.address, b.address, a.address, b.address]),
+        ("local", [a.address; 4]),
+    ] {
+        let threads: Vec<_> = addresses
+            .into_iter()
+            .enumerate()
+            .map(|(thread, address)| {
+                std::thread::spawn(move || {
+                    for n in 0..10 {
+                        let path = format!(
+                            "/api/append?store={store}&key=list&item={}",
+                            thread * 100 + n
+                        );
+                        let response = get(address, &path);
+                        assert_eq!(response.status, 200, "{}", response.text());
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let last = get(
+            a.address,
+            &format!("/api/append?store={store}&key=list&item=999"),
+        );
+        assert_eq!(
+            last.text(),
+            "41",
+            "{store}: 40 appends and this one, none lost"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_redis_password_fails_the_call_without_showing_it() {
+    let redis = Redis::start();
+    let dir = config_dir(&format!(
+        "[keyvalue.shared]\nurl = \"redis://:hunter2@{}\"\n",
+        redis.address
+    ));
+    let server = serve_in(dir.path(), P2_PROXY_COMPONENT, &[]);
+    let (status, error) = body(&server, "/kv/get?store=shared&key=a");
+    assert_eq!(status, 500);
+    assert!(error.contains("keyvalue.shared"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = server.output() + &server.stderr();
+    assert!(!logs.contains("hunter2"), "{logs}");
+}

@@ -6,7 +6,7 @@
 //! Rust keeps the build free of a C toolchain (SQLite would need one).
 //! Its calls block, so they run on tokio's blocking threads.
 
-use super::{Backend, BackendError, PAGE, Swapped};
+use super::{Backend, BackendError, MAX_BATCH_BYTES, PAGE, Swapped};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
@@ -76,8 +76,14 @@ impl Backend for Embedded {
             let read = db.begin_read()?;
             let table = read.open_table(TABLE)?;
             let mut values = Vec::with_capacity(keys.len());
+            let mut total = 0u64;
             for key in &keys {
-                values.push(table.get(key.as_str())?.map(|v| v.value().to_vec()));
+                let value = table.get(key.as_str())?.map(|v| v.value().to_vec());
+                total += value.as_ref().map_or(0, |v| v.len() as u64);
+                if total > MAX_BATCH_BYTES {
+                    return Err(BackendError::TooMuch);
+                }
+                values.push(value);
             }
             Ok(values)
         })

@@ -10,7 +10,7 @@ mod wasi;
 #[allow(unreachable_pub, reason = "bindgen's `with` re-exports them as `pub`")]
 pub use wasi::{Bucket, Cas};
 
-use crate::config::{Config, KeyValueConfig};
+use crate::config::{Config, KeyValueConfig, Variable};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +20,11 @@ use wasmtime::error::Context;
 
 /// Keys one `list-keys` call returns at most.
 const PAGE: usize = 1000;
+/// Keys one batch call (`get-many`, `set-many`, `delete-many`) may name.
+const MAX_BATCH: usize = 1000;
+/// The most bytes of values one `get-many` reads: what a guest asks for
+/// is bounded by what the host would hold for it at once.
+const MAX_BATCH_BYTES: u64 = 64 << 20;
 
 /// Why an operation failed, as the guest is told.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,9 @@ pub(crate) enum StoreError {
     /// `increment` of a value that is not a decimal integer, or past i64.
     #[error("{0}")]
     NotANumber(String),
+    /// A batch past [`MAX_BATCH`] keys or [`MAX_BATCH_BYTES`].
+    #[error("{0}")]
+    BatchTooLarge(String),
     /// The backend failed (I/O, Redis unreachable).
     #[error("{0}")]
     Backend(String),
@@ -51,6 +59,8 @@ pub(crate) enum BackendError {
     Full,
     /// See [`StoreError::NotANumber`].
     NotANumber(String),
+    /// The values asked for add up past [`MAX_BATCH_BYTES`].
+    TooMuch,
     /// See [`StoreError::Backend`].
     Other(String),
 }
@@ -73,7 +83,8 @@ pub(crate) enum Swapped {
 /// checks `max_keys` atomically with the write.
 #[async_trait]
 pub(crate) trait Backend: Send + Sync {
-    /// The values of `keys`, in order.
+    /// The values of `keys`, in order; [`BackendError::TooMuch`] past
+    /// [`MAX_BATCH_BYTES`] of them.
     async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, BackendError>;
     /// Set every pair, all or none.
     async fn set_many(
@@ -118,6 +129,10 @@ impl Store {
                 max: self.limits.max_keys,
             },
             BackendError::NotANumber(reason) => StoreError::NotANumber(reason),
+            BackendError::TooMuch => StoreError::BatchTooLarge(format!(
+                "the values asked for add up to more than {} MiB: ask for fewer at once",
+                MAX_BATCH_BYTES >> 20
+            )),
             BackendError::Other(reason) => {
                 StoreError::Backend(format!("keyvalue.{}: {reason}", self.name))
             }
@@ -133,6 +148,15 @@ impl Store {
                 store: self.name.clone(),
                 key: "max_key_size",
             });
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, keys: usize) -> Result<(), StoreError> {
+        if keys > MAX_BATCH {
+            return Err(StoreError::BatchTooLarge(format!(
+                "a batch names {keys} keys, more than {MAX_BATCH}: split it"
+            )));
         }
         Ok(())
     }
@@ -159,6 +183,7 @@ impl Store {
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.check_batch(keys.len())?;
         for key in &keys {
             self.check_key(key)?;
         }
@@ -170,14 +195,25 @@ impl Store {
     }
 
     pub(crate) async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        self.check_batch(pairs.len())?;
         for (key, value) in &pairs {
             self.check_key(key)?;
             self.check_value(value)?;
         }
+        // A key named twice is set once, to its last value (so that it
+        // counts once against `max_keys`).
+        let mut seen = std::collections::HashSet::new();
+        let mut pairs: Vec<_> = pairs
+            .into_iter()
+            .rev()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .collect();
+        pairs.reverse();
         (self.backend.set_many(pairs, self.limits.max_keys).await).map_err(|e| self.error(e))
     }
 
     pub(crate) async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        self.check_batch(keys.len())?;
         for key in &keys {
             self.check_key(key)?;
         }
@@ -243,14 +279,21 @@ impl Granted {
 }
 
 /// The open stores of one app, shared by its builds: a dev reload keeps
-/// a store open when its config did not change (an embedded file is
-/// opened once per process).
+/// a store open (an embedded file is opened once per process, whatever
+/// its limits, which are the [`Store`]'s). A store a reload no longer
+/// grants stays open until the app ends, so that a build that fails to
+/// prepare leaves the one in use whole.
 #[derive(Default)]
 pub(crate) struct OpenStores(Mutex<HashMap<StoreId, Arc<dyn Backend>>>);
 
-/// What makes a store the same one after a reload: its name, its config
-/// and where its file would be.
-type StoreId = (String, KeyValueConfig, PathBuf);
+/// What makes a backend the same one after a reload.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum StoreId {
+    /// An embedded store's file.
+    File(PathBuf),
+    /// A Redis store: its name, URL (as configured) and pool size.
+    Redis(String, Variable, usize),
+}
 
 impl std::fmt::Debug for OpenStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,33 +310,30 @@ impl OpenStores {
         let data_dir = config.resolve(&config.data_dir);
         let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut granted = HashMap::new();
-        let mut kept = HashMap::new();
         for (name, store) in &config.keyvalue {
-            let id = (name.clone(), store.clone(), data_dir.clone());
-            let backend = match open.remove(&id) {
-                Some(backend) => backend,
-                None => match &store.url {
-                    Some(url) => {
-                        let key = format!("keyvalue.{name}.url");
-                        let url = config.redis_url(url, config_path, &key)?;
-                        redis::Redis::open(&url, name, store.pool_size)
-                            .map(|r| Arc::new(r) as Arc<dyn Backend>)
-                            .with_context(|| {
-                                format!("key `{key}` of `{}`", config_path.display())
-                            })?
-                    }
-                    None => {
-                        let file = data_dir.join("keyvalue").join(format!("{name}.redb"));
-                        Arc::new(embedded::Embedded::open(&file).with_context(|| {
-                            format!(
-                                "failed to open the store `keyvalue.{name}` of `{}`",
-                                config_path.display()
-                            )
-                        })?)
-                    }
-                },
+            let id = match &store.url {
+                Some(url) => StoreId::Redis(name.clone(), url.clone(), store.pool_size),
+                None => StoreId::File(data_dir.join("keyvalue").join(format!("{name}.redb"))),
             };
-            kept.insert(id, backend.clone());
+            let backend = match (open.get(&id), &id) {
+                (Some(backend), _) => backend.clone(),
+                (None, StoreId::Redis(_, url, size)) => {
+                    let key = format!("keyvalue.{name}.url");
+                    let url = config.redis_url(url, config_path, &key)?;
+                    let redis = redis::Redis::open(&url, name, *size)
+                        .with_context(|| format!("key `{key}` of `{}`", config_path.display()))?;
+                    Arc::new(redis) as Arc<dyn Backend>
+                }
+                (None, StoreId::File(file)) => {
+                    Arc::new(embedded::Embedded::open(file).with_context(|| {
+                        format!(
+                            "failed to open the store `keyvalue.{name}` of `{}`",
+                            config_path.display()
+                        )
+                    })?)
+                }
+            };
+            open.insert(id, backend.clone());
             let store = Store {
                 name: name.clone(),
                 limits: store.clone(),
@@ -301,7 +341,6 @@ impl OpenStores {
             };
             granted.insert(name.clone(), Arc::new(store));
         }
-        *open = kept;
         Ok(Granted(Arc::new(granted)))
     }
 }

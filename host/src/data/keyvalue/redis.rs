@@ -31,12 +31,39 @@ fn redis_error(error: redis::RedisError) -> BackendError {
     let text = error.to_string();
     if text.contains("SWITCHYARD_FULL") {
         BackendError::Full
+    } else if text.contains("SWITCHYARD_TOO_MUCH") {
+        BackendError::TooMuch
     } else if text.contains("not an integer") || text.contains("overflow") {
         BackendError::NotANumber("the value is not a decimal integer, or the sum overflows".into())
     } else {
         BackendError::Other(text)
     }
 }
+
+/// `KEYS[1]` the hash, `ARGV[1]` the most bytes, then the keys: their
+/// values, unless they add up to more (then nothing is sent).
+static GET_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local total = 0
+for i = 2, #ARGV do
+  total = total + redis.call('HSTRLEN', KEYS[1], ARGV[i])
+  if total > tonumber(ARGV[1]) then return redis.error_reply('SWITCHYARD_TOO_MUCH') end
+end
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))",
+    )
+});
+
+/// `KEYS[1]` the hash, `ARGV` the cursor and the page size: `{next,
+/// keys}`, the keys only (`HSCAN` sends the values too; `NOVALUES` needs
+/// Redis 7.4). A key may come twice across pages, as with `HSCAN`.
+static LIST_KEYS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local page = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local keys = {}
+for i = 1, #page[2], 2 do keys[#keys + 1] = page[2][i] end
+return {page[1], keys}",
+    )
+});
 
 /// `KEYS[1]` the hash, `ARGV[1]` `max_keys`, then key, value pairs.
 static SET_MANY: LazyLock<Script> = LazyLock::new(|| {
@@ -105,10 +132,11 @@ impl Backend for Redis {
             return Ok(Vec::new());
         }
         with_connection(&self.pool, async |c| {
-            redis::cmd("HMGET")
-                .arg(&self.hash)
+            GET_MANY
+                .key(&self.hash)
+                .arg(super::MAX_BATCH_BYTES)
                 .arg(&keys)
-                .query_async(c)
+                .invoke_async(c)
                 .await
         })
         .await
@@ -165,18 +193,15 @@ impl Backend for Redis {
                 .map_err(|_| BackendError::Other("not a cursor this store gave".into()))?,
             None => 0,
         };
-        let (next, pairs): (u64, Vec<(String, redis::Value)>) =
-            with_connection(&self.pool, async |c| {
-                redis::cmd("HSCAN")
-                    .arg(&self.hash)
-                    .arg(start)
-                    .arg("COUNT")
-                    .arg(super::PAGE)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
-        let keys = pairs.into_iter().map(|(key, _)| key).collect();
+        let (next, keys): (u64, Vec<String>) = with_connection(&self.pool, async |c| {
+            LIST_KEYS
+                .key(&self.hash)
+                .arg(start)
+                .arg(super::PAGE)
+                .invoke_async(c)
+                .await
+        })
+        .await?;
         Ok((keys, (next != 0).then(|| next.to_string())))
     }
 

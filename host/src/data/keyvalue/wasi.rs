@@ -15,9 +15,11 @@ use wasmtime::component::Resource;
 #[allow(unreachable_pub, reason = "bindgen's `with` re-exports it as `pub`")]
 pub struct Bucket {
     store: Arc<Store>,
-    /// The draft's `list-keys` cursors are numbers: the n-th is the store's
-    /// cursor at index n - 1 here.
-    cursors: Vec<String>,
+    /// The draft's `list-keys` cursors are numbers: cursor `first + i` is
+    /// the store's cursor `cursors[i]`; the oldest are forgotten past
+    /// [`MAX_CURSORS`], and a forgotten one is an error, never another's.
+    cursors: std::collections::VecDeque<String>,
+    first: u64,
 }
 
 /// A value read for a compare-and-swap (draft2).
@@ -29,8 +31,11 @@ pub struct Cas {
 }
 
 /// Cursors a bucket remembers for the draft's `list-keys`; past it the
-/// oldest are forgotten (a guest listing past them starts over).
+/// oldest are forgotten.
 const MAX_CURSORS: usize = 1024;
+/// Compare-and-swap handles one instance may hold open at once (each holds
+/// a value in the host's memory).
+const MAX_OPEN_CAS: usize = 64;
 
 type Answer<T, E> = wasmtime::Result<Result<T, E>>;
 
@@ -48,7 +53,8 @@ impl DataView<'_> {
         };
         let bucket = Bucket {
             store: store.clone(),
-            cursors: Vec::new(),
+            cursors: std::collections::VecDeque::new(),
+            first: 1,
         };
         self.table.push(bucket).map_err(|e| e.to_string())
     }
@@ -172,11 +178,14 @@ macro_rules! list_keys {
             let store = bucket_ref.store.clone();
             let from = match cursor {
                 None | Some(0) => None,
-                Some(n) => match bucket_ref.cursors.get(n as usize - 1) {
+                Some(n) => match n
+                    .checked_sub(bucket_ref.first)
+                    .and_then(|i| bucket_ref.cursors.get(usize::try_from(i).ok()?))
+                {
                     Some(cursor) => Some(cursor.clone()),
                     None => {
                         return Ok(Err(draft::store::Error::Other(
-                            "not a cursor this bucket gave".into(),
+                            "not a cursor this bucket gave, or one it has forgotten".into(),
                         )));
                     }
                 },
@@ -188,10 +197,11 @@ macro_rules! list_keys {
             let bucket = self.table.get_mut(&bucket)?;
             let cursor = next.map(|next| {
                 if bucket.cursors.len() == MAX_CURSORS {
-                    bucket.cursors.clear();
+                    bucket.cursors.pop_front();
+                    bucket.first += 1;
                 }
-                bucket.cursors.push(next);
-                bucket.cursors.len() as u64
+                bucket.cursors.push_back(next);
+                bucket.first + bucket.cursors.len() as u64 - 1
             });
             Ok(Ok(draft::store::KeyResponse { keys, cursor }))
         }
@@ -257,6 +267,7 @@ impl draft2::atomics::Host for DataView<'_> {
             key,
             current,
         } = self.table.delete(cas)?;
+        *self.open_cas = self.open_cas.saturating_sub(1);
         match store.compare_and_swap(key.clone(), current, value).await {
             Ok(Swapped::Yes) => Ok(Ok(())),
             Ok(Swapped::No(current)) => {
@@ -265,6 +276,7 @@ impl draft2::atomics::Host for DataView<'_> {
                     key,
                     current,
                 })?;
+                *self.open_cas += 1;
                 Ok(Err(draft2::atomics::CasError::CasFailed(cas)))
             }
             Err(error) => Ok(Err(draft2::atomics::CasError::StoreError(other!(draft2)(
@@ -280,16 +292,23 @@ impl draft2::atomics::HostCas for DataView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Answer<Resource<Cas>, draft2::store::Error> {
+        if *self.open_cas >= MAX_OPEN_CAS {
+            return Ok(Err(draft2::store::Error::Other(format!(
+                "{MAX_OPEN_CAS} compare-and-swap handles are open: swap or drop one first"
+            ))));
+        }
         let store = self.store(&bucket)?;
         let current = match store.get(key.clone()).await {
             Ok(current) => current,
             Err(error) => return Ok(Err(other!(draft2)(error))),
         };
-        Ok(Ok(self.table.push(Cas {
+        let cas = self.table.push(Cas {
             store,
             key,
             current,
-        })?))
+        })?;
+        *self.open_cas += 1;
+        Ok(Ok(cas))
     }
 
     async fn current(
@@ -301,6 +320,7 @@ impl draft2::atomics::HostCas for DataView<'_> {
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
         self.table.delete(cas)?;
+        *self.open_cas = self.open_cas.saturating_sub(1);
         Ok(())
     }
 }
