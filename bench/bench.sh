@@ -2,6 +2,7 @@
 # `just bench`: every server side by side, in one run, on the same machine.
 #
 # Servers: a native hyper hello (the limit); the stock `wasmtime serve -Scli`
+# (with `-Skeyvalue -Sconfig`: the example and standard guests import them)
 # (same wasmtime version as the host) on build/app.wasm with default flags and
 # with its best pooling flags, and on the router composition; `switchyard
 # serve` on the same app through the render path (a config route), the
@@ -119,8 +120,8 @@ start switchyard-render-reuse "/render?name=bench" $BIN/switchyard serve --confi
 start switchyard-handler-reuse "/a?name=bench" $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start wasmtime-reuse /a wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1000 --addr 127.0.0.1:0 "$any_host"
 start switchyard-p3 / $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
-start wasmtime-p3-fresh / wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
-start wasmtime-p3-default / wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
+start wasmtime-p3-fresh / wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
+start wasmtime-p3-default / wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$p3"
 start switchyard-cache-hit /cached $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 HEADER="Accept-Encoding: gzip" start switchyard-cache-hit-gzip /cached $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 shared=("${names[@]}")
@@ -144,10 +145,10 @@ start pinned-handler "/a?name=bench" $pin $BIN/switchyard serve --config "$work/
 start pinned-handler-reuse "/a?name=bench" $pin $BIN/switchyard serve --config "$work/reuse.toml" --listen 127.0.0.1:0
 start pinned-composed "/a?name=bench" $pin $BIN/switchyard serve "$app" --router "$W/router.wasm" "${plain[@]}" --listen 127.0.0.1:0
 start pinned-p2-proxy / $pin $BIN/switchyard serve "$p2proxy" "${plain[@]}" --listen 127.0.0.1:0
-start pinned-wasmtime-p2-proxy / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p2proxy"
+start pinned-wasmtime-p2-proxy / $pin wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p2proxy"
 start pinned-p3 / $pin $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
-start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
-start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$p3"
+start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
+start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$p3"
 start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start pinned-native-fetch "/fetch?url=http://$backend/a" $pin $BIN/examples/native_site
 start pinned-fetch "/fetch?url=http://$backend/a" $pin $BIN/switchyard serve "$p2proxy" --config "$work/fetch.toml" --listen 127.0.0.1:0

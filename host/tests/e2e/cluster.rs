@@ -1,7 +1,8 @@
 //! Three `switchyard serve` replicas behind a real load balancer, Debian's
 //! nginx with the repository's `deploy/cluster/nginx.conf`: restarted one at
 //! a time under load without a failed request, then one killed outright while
-//! nginx's retries still answer every GET.
+//! nginx's retries still answer every GET. And two replicas behind it sharing
+//! a real Redis: the example's comments, its counter and the cache.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use switchyard_tests::client::{try_request, wait_for_status};
+use switchyard_tests::client::{request, try_request, wait_for_status};
+use switchyard_tests::redis::Redis;
 use switchyard_tests::{APP_COMPONENT, Server, config_dir};
 
 use crate::SWITCHYARD;
@@ -23,6 +25,82 @@ const NGINX_CONF: &str = include_str!("../../../deploy/cluster/nginx.conf");
 
 /// The page the load asks for.
 const PAGE: &str = "/";
+
+#[test]
+fn two_replicas_behind_nginx_share_comments_the_counter_and_the_cache_through_redis() {
+    let redis = Redis::start();
+    let ports = free_ports(3);
+    let (replica_ports, nginx_port) = (&ports[..2], ports[2]);
+    let url = redis.url();
+    let config = config_dir(&format!(
+        "[keyvalue.site]\nurl = \"{url}\"\n[cache]\nshared = \"{url}\"\n"
+    ));
+    let _replicas: Vec<Replica> = replica_ports
+        .iter()
+        .map(|&port| Replica::start(port, config.path()))
+        .collect();
+    let nginx = Nginx::start(replica_ports, nginx_port);
+    let get = |path: &str| request(nginx.address, "GET", path, &[], b"");
+
+    // The visit counter counts every visit, whichever replica served it.
+    let mut upstreams = std::collections::HashSet::new();
+    let mut visits = Vec::new();
+    for _ in 0..6 {
+        let home = get("/");
+        upstreams.insert(home.header("x-upstream").unwrap_or_default().to_string());
+        let text = home.text();
+        let count = text
+            .split("<strong id=\"visits\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no counter in {text}"));
+        visits.push(count);
+    }
+    assert_eq!(upstreams.len(), 2, "nginx spread the visits: {upstreams:?}");
+    assert!(visits.windows(2).all(|w| w[1] > w[0]), "{visits:?}");
+
+    // The post page is rendered once for both replicas, then shared.
+    let caches: Vec<String> = (0..4)
+        .map(|_| {
+            get("/posts/caching")
+                .header("x-cache")
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        caches.iter().filter(|c| *c == "MISS").count(),
+        1,
+        "{caches:?}"
+    );
+
+    // A comment through one replica revalidates the page on both.
+    let posted = request(
+        nginx.address,
+        "POST",
+        "/api/comments",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"post=caching&author=Lin&text=Shared",
+    );
+    assert_eq!(posted.status, 303, "{}", posted.text());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for _ in 0..4 {
+        loop {
+            let page = get("/posts/caching");
+            if page.text().contains("<strong>Lin</strong>") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still shows the page without the comment ({:?})",
+                page.header("x-upstream").unwrap_or_default(),
+                page.header("x-cache")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
 
 #[test]
 fn three_replicas_behind_nginx_restart_one_at_a_time_without_losing_a_request() {
