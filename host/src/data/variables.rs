@@ -4,7 +4,7 @@
 //! they hold.
 
 use super::DataView;
-use super::bindings::wasi::config::store::{self, Error};
+use super::bindings::wasi;
 use crate::config::{Config, ConfigError};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,13 +36,27 @@ impl Variables {
     }
 }
 
-impl store::Host for DataView<'_> {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, Error>> {
-        Ok(Ok(self.granted.variables.0.get(&key).cloned()))
-    }
+/// `wasi:config/store`, in both versions (the same interface): the
+/// upstream `0.2.0-draft` and wasmtime's `0.2.0-rc.1`.
+macro_rules! config_store {
+    ($version:ident) => {
+        impl wasi::$version::store::Host for DataView<'_> {
+            async fn get(
+                &mut self,
+                key: String,
+            ) -> wasmtime::Result<Result<Option<String>, wasi::$version::store::Error>> {
+                Ok(Ok(self.granted.variables.0.get(&key).cloned()))
+            }
 
-    async fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, Error>> {
-        let all = self.granted.variables.0.iter();
-        Ok(Ok(all.map(|(k, v)| (k.clone(), v.clone())).collect()))
-    }
+            async fn get_all(
+                &mut self,
+            ) -> wasmtime::Result<Result<Vec<(String, String)>, wasi::$version::store::Error>> {
+                let all = self.granted.variables.0.iter();
+                Ok(Ok(all.map(|(k, v)| (k.clone(), v.clone())).collect()))
+            }
+        }
+    };
 }
+
+config_store!(config0_2_0_rc_1);
+config_store!(config0_2_0_draft);

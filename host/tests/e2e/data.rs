@@ -374,6 +374,12 @@ fn variables_come_from_the_config_and_the_environment_and_check_never_shows_them
         (200, "s3cr3t-value".into())
     );
     assert_eq!(body(&server, "/config?name=nope"), (404, "unset".into()));
+    // The upstream WIT's version (0.2.0-draft), as wasmCloud components have it.
+    let fixtures = serve_in(dir.path(), FIXTURES_COMPONENT, &envs);
+    assert_eq!(
+        body(&fixtures, "/config-draft?name=greeting"),
+        (200, "hello there".into())
+    );
     assert_eq!(
         body(&server, "/config/all"),
         (200, "api_key=s3cr3t-value\ngreeting=hello there\n".into())

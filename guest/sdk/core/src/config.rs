@@ -8,7 +8,7 @@
 //! # }
 //! ```
 
-use crate::bindings::wasi::config::store;
+use crate::bindings::wasi::config0_2_0_rc_1::store;
 use anyhow::anyhow;
 
 fn error(error: store::Error) -> anyhow::Error {
