@@ -276,6 +276,21 @@ fn two_servers_share_a_redis_store() {
     // The store is one Redis hash.
     let length = redis.command("HLEN switchyard:kv:shared\r\n").unwrap();
     assert_eq!(length, ":5\r\n");
+    // The draft's increment is unsigned: a counter below zero (written by
+    // another client) is refused, and left as it was.
+    assert_eq!(
+        redis
+            .command("HSET switchyard:kv:shared neg -5\r\n")
+            .unwrap(),
+        ":1\r\n"
+    );
+    let (status, error) = body(&p2, "/kv/incr?store=shared&key=neg&by=1");
+    assert_eq!(status, 500);
+    assert!(error.contains("below zero"), "{error}");
+    assert_eq!(
+        body(&p3, "/kv/get?store=shared&key=neg"),
+        (200, "-5".into())
+    );
 }
 
 #[test]

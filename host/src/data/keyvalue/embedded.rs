@@ -169,7 +169,13 @@ impl Backend for Embedded {
         .await
     }
 
-    async fn increment(&self, key: String, delta: i64, max_keys: u64) -> Result<i64, BackendError> {
+    async fn increment(
+        &self,
+        key: String,
+        delta: i64,
+        unsigned: bool,
+        max_keys: u64,
+    ) -> Result<i64, BackendError> {
         self.run(move |db| {
             let write = db.begin_write()?;
             let value = {
@@ -183,6 +189,9 @@ impl Backend for Embedded {
                 let value = value.checked_add(delta).ok_or_else(|| {
                     BackendError::NotANumber(format!("incrementing `{key}` overflows"))
                 })?;
+                if unsigned && value < 0 {
+                    return Err(below_zero(&key, value));
+                }
                 table.insert(key.as_str(), value.to_string().as_bytes())?;
                 value
             };
@@ -219,6 +228,11 @@ impl Backend for Embedded {
     }
 }
 
+/// A counter the draft's increment (u64) would take below zero.
+pub(super) fn below_zero(key: &str, value: i64) -> BackendError {
+    BackendError::NotANumber(format!("the counter `{key}` would be {value}, below zero"))
+}
+
 /// The value of a counter: a decimal integer, as Redis keeps them.
 pub(super) fn parse_integer(key: &str, bytes: &[u8]) -> Result<i64, BackendError> {
     std::str::from_utf8(bytes)
@@ -227,4 +241,24 @@ pub(super) fn parse_integer(key: &str, bytes: &[u8]) -> Result<i64, BackendError
         .ok_or_else(|| {
             BackendError::NotANumber(format!("the value of `{key}` is not a decimal integer"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unsigned_increment_never_takes_a_counter_below_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("kv.redb")).unwrap();
+        assert_eq!(
+            store.increment("n".into(), -5, false, 10).await.ok(),
+            Some(-5)
+        );
+        let refused = store.increment("n".into(), 1, true, 10).await;
+        assert!(matches!(refused, Err(BackendError::NotANumber(_))));
+        let values = store.get_many(vec!["n".into()]).await.ok().unwrap();
+        assert_eq!(values, vec![Some(b"-5".to_vec())], "nothing written");
+        assert_eq!(store.increment("n".into(), 7, true, 10).await.ok(), Some(2));
+    }
 }

@@ -102,8 +102,16 @@ pub(crate) trait Backend: Send + Sync {
         &self,
         cursor: Option<String>,
     ) -> Result<(Vec<String>, Option<String>), BackendError>;
-    /// Add `delta` to the decimal integer at `key` (0 when absent).
-    async fn increment(&self, key: String, delta: i64, max_keys: u64) -> Result<i64, BackendError>;
+    /// Add `delta` to the decimal integer at `key` (0 when absent); with
+    /// `unsigned`, not when the sum would be below zero
+    /// ([`BackendError::NotANumber`], nothing written).
+    async fn increment(
+        &self,
+        key: String,
+        delta: i64,
+        unsigned: bool,
+        max_keys: u64,
+    ) -> Result<i64, BackendError>;
     /// Set `key` to `value` if it holds `expected` (`None`: absent).
     async fn compare_and_swap(
         &self,
@@ -238,11 +246,18 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    pub(crate) async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError> {
+    /// Add `delta` to the counter at `key`; an `unsigned` counter (the
+    /// draft's, a u64) is never taken below zero.
+    pub(crate) async fn increment(
+        &self,
+        key: String,
+        delta: i64,
+        unsigned: bool,
+    ) -> Result<i64, StoreError> {
         self.check_key(&key)?;
         (self
             .backend
-            .increment(key, delta, self.limits.max_keys)
+            .increment(key, delta, unsigned, self.limits.max_keys)
             .await)
             .map_err(|e| self.error(e))
     }

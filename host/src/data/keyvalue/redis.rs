@@ -33,6 +33,8 @@ fn redis_error(error: redis::RedisError) -> BackendError {
         BackendError::Full
     } else if text.contains("SWITCHYARD_TOO_MUCH") {
         BackendError::TooMuch
+    } else if text.contains("SWITCHYARD_BELOW_ZERO") {
+        BackendError::NotANumber("the counter would go below zero".into())
     } else if text.contains("not an integer") || text.contains("overflow") {
         BackendError::NotANumber("the value is not a decimal integer, or the sum overflows".into())
     } else {
@@ -80,12 +82,19 @@ return 1",
     )
 });
 
-/// `KEYS[1]` the hash, `ARGV` `max_keys`, key, delta.
+/// `KEYS[1]` the hash, `ARGV` `max_keys`, key, delta, `1` when the counter
+/// may not go below zero.
 static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0
    and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then
   return redis.error_reply('SWITCHYARD_FULL')
+end
+if ARGV[4] == '1' then
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+  if current and current + tonumber(ARGV[3]) < 0 then
+    return redis.error_reply('SWITCHYARD_BELOW_ZERO')
+  end
 end
 return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])",
     )
@@ -205,13 +214,20 @@ impl Backend for Redis {
         Ok((keys, (next != 0).then(|| next.to_string())))
     }
 
-    async fn increment(&self, key: String, delta: i64, max_keys: u64) -> Result<i64, BackendError> {
+    async fn increment(
+        &self,
+        key: String,
+        delta: i64,
+        unsigned: bool,
+        max_keys: u64,
+    ) -> Result<i64, BackendError> {
         with_connection(&self.pool, async |c| {
             INCREMENT
                 .key(&self.hash)
                 .arg(max_keys)
                 .arg(&key)
                 .arg(delta)
+                .arg(if unsigned { "1" } else { "0" })
                 .invoke_async(c)
                 .await
         })

@@ -237,7 +237,7 @@ impl draft::atomics::Host for DataView<'_> {
                 "a delta of {delta} is past what a counter holds"
             ))));
         };
-        Ok(match store.increment(key, delta).await {
+        Ok(match store.increment(key, delta, true).await {
             Ok(value) => u64::try_from(value).map_err(|_| {
                 draft::store::Error::Other(format!("the counter is {value}, below zero"))
             }),
@@ -254,7 +254,10 @@ impl draft2::atomics::Host for DataView<'_> {
         delta: i64,
     ) -> Answer<i64, draft2::store::Error> {
         let store = self.store(&bucket)?;
-        Ok(store.increment(key, delta).await.map_err(other!(draft2)))
+        Ok(store
+            .increment(key, delta, false)
+            .await
+            .map_err(other!(draft2)))
     }
 
     async fn swap(
