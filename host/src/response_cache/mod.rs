@@ -238,11 +238,9 @@ impl ResponseCache {
         let cache = Arc::new(Self::with_tier(settings, Some(tier.clone())));
         let weak = Arc::downgrade(&cache);
         let listener = tokio::spawn(tier.listen(move |revalidated| {
-            let Some(cache) = weak.upgrade() else {
-                return false;
-            };
-            cache.drop_local(&revalidated);
-            true
+            if let Some(cache) = weak.upgrade() {
+                cache.drop_local(&revalidated);
+            }
         }));
         let _ = cache.listener.set(listener.abort_handle());
         Ok(cache)
@@ -274,7 +272,6 @@ impl ResponseCache {
     fn drop_local(&self, what: &Revalidated) {
         match what {
             Revalidated::Path(path) => self.drop_where(|entry| *entry.path == **path),
-            Revalidated::Tag(tag) if tag.is_empty() => {}
             Revalidated::Tag(tag) => {
                 self.drop_where(|entry| entry.tags.iter().any(|t| **t == **tag))
             }
@@ -330,15 +327,6 @@ impl ResponseCache {
         let url = url_key(scope, &parts);
         let mut key = self.key(&url, &parts.headers);
         let mut entry = self.entries.get(&*key);
-        if entry.is_none()
-            && !self.uncacheable.contains_key(&url)
-            && let Some(shared) = &self.shared
-            && let Some((shared_key, shared_entry)) =
-                self.from_shared(shared, &url, &parts.headers).await
-        {
-            key = Cow::Owned(shared_key);
-            entry = Some(shared_entry);
-        }
         if entry.is_none() && self.uncacheable.contains_key(&url) {
             // Not stored last time: no waiting on one another ("hit for
             // pass"), though what it answers now may be stored.
@@ -348,6 +336,14 @@ impl ResponseCache {
                 Stored::Entry(entry, ..) => respond(&entry, "MISS"),
                 Stored::No(response) => mark(response, "MISS"),
             };
+        }
+        if entry.is_none()
+            && let Some(shared) = &self.shared
+            && let Some((shared_key, shared_entry)) =
+                self.from_shared(shared, &url, &parts.headers).await
+        {
+            key = Cow::Owned(shared_key);
+            entry = Some(shared_entry);
         }
         if let Some(entry) = entry {
             let age = entry.age();

@@ -425,8 +425,9 @@ impl SharedTier {
     /// publishes a heartbeat every [`HEARTBEAT`]; a subscription that hears
     /// nothing for [`SILENCE`] (a connection dead without a word), or
     /// fails, is made again, every second, then reported as
-    /// [`Revalidated::Everything`] (what it missed is unknown).
-    pub(super) async fn listen(self: Arc<Self>, on: impl Fn(Revalidated) -> bool) {
+    /// [`Revalidated::Everything`] (what it missed is unknown). It runs
+    /// until its task is aborted (the cache's `Drop` does).
+    pub(super) async fn listen(self: Arc<Self>, on: impl Fn(Revalidated)) {
         let mut lost = false;
         loop {
             let subscribed = match self.client.get_async_pubsub().await {
@@ -438,8 +439,8 @@ impl SharedTier {
             };
             match subscribed {
                 Ok(mut pubsub) => {
-                    if lost && !on(Revalidated::Everything) {
-                        return;
+                    if lost {
+                        on(Revalidated::Everything);
                     }
                     let mut messages = pubsub.on_message();
                     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -457,9 +458,7 @@ impl SharedTier {
                                     Some(("t", tag)) => Revalidated::Tag(tag.to_string()),
                                     _ => continue,
                                 };
-                                if !on(revalidated) {
-                                    return;
-                                }
+                                on(revalidated);
                             }
                             _ = heartbeat.tick() => {
                                 if heard.elapsed() > SILENCE {
@@ -478,18 +477,9 @@ impl SharedTier {
                 Err(error) => self.failed("subscribe", error),
             }
             lost = true;
-            if !on_alive(&on) {
-                return;
-            }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-}
-
-/// Whether the listener's cache is still there, without revalidating.
-fn on_alive(on: &impl Fn(Revalidated) -> bool) -> bool {
-    // An empty tag matches no entry: this only asks whether it is alive.
-    on(Revalidated::Tag(String::new()))
 }
 
 pub(super) fn unix_now() -> u64 {
