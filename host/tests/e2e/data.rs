@@ -22,6 +22,21 @@ fn serve_in(dir: &Path, component: &str, envs: &[(&str, &str)]) -> Server {
     Server::start(SWITCHYARD, &args, Some(dir), envs)
 }
 
+/// `switchyard serve COMPONENT` with the config in `dir` and its embedded
+/// stores in `data`.
+fn serve_with_data(dir: &Path, component: &str, data: &Path) -> Server {
+    let data = data.to_str().unwrap();
+    let args = [
+        "serve",
+        component,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    Server::start(SWITCHYARD, &args, Some(dir), &[])
+}
+
 fn body(server: &Server, path: &str) -> (u16, String) {
     let response = get(server.address, path);
     (response.status, response.text())
@@ -134,20 +149,7 @@ fn standard_p2_and_p3_guests_use_the_embedded_store() {
     let dir = config_dir("[keyvalue.default]\n[keyvalue.other]\n");
     for component in [P2_PROXY_COMPONENT, P3_HANDLER_COMPONENT] {
         let data = tempfile::tempdir().unwrap();
-        let data_dir = data.path().to_str().unwrap();
-        let server = Server::start(
-            SWITCHYARD,
-            &[
-                "serve",
-                component,
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data_dir,
-            ],
-            Some(dir.path()),
-            &[],
-        );
+        let server = serve_with_data(dir.path(), component, data.path());
         exercise_a_store(&server, "other");
         // The empty name is `default`, as `wasmtime serve -S keyvalue` has it.
         assert_eq!(body(&server, "/kv/set?store=&key=k&value=v").0, 200);
@@ -548,19 +550,7 @@ fn compare_and_swap_loses_no_concurrent_append() {
     // `b` keeps its embedded store elsewhere: a file serves one server.
     let elsewhere = tempfile::tempdir().unwrap();
     let a = serve_in(dir.path(), FIXTURES_COMPONENT, &[]);
-    let b = Server::start(
-        SWITCHYARD,
-        &[
-            "serve",
-            FIXTURES_COMPONENT,
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            elsewhere.path().to_str().unwrap(),
-        ],
-        Some(dir.path()),
-        &[],
-    );
+    let b = serve_with_data(dir.path(), FIXTURES_COMPONENT, elsewhere.path());
     // Two servers on one Redis store; one server's threads on its file.
     for (store, addresses) in [
         ("shared", [a.address, b.address, a.address, b.address]),
@@ -612,4 +602,28 @@ fn a_wrong_redis_password_fails_the_call_without_showing_it() {
     std::thread::sleep(Duration::from_millis(200));
     let logs = server.output() + &server.stderr();
     assert!(!logs.contains("hunter2"), "{logs}");
+}
+
+#[test]
+fn an_embedded_store_serves_one_server_and_a_second_is_refused_naming_the_file() {
+    let dir = config_dir("[keyvalue.site]\n");
+    let data = tempfile::tempdir().unwrap();
+    let _first = serve_with_data(dir.path(), P2_PROXY_COMPONENT, data.path());
+    let stderr = switchyard_tests::process::run_failing(
+        SWITCHYARD,
+        &[
+            "serve",
+            P2_PROXY_COMPONENT,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        stderr.contains("site.redb` is open in another process")
+            && stderr.contains("keyvalue.site"),
+        "{stderr}"
+    );
 }

@@ -211,6 +211,32 @@ fn the_composition_runs_under_the_stock_wasmtime_serve() {
 }
 
 #[test]
+fn the_app_alone_composed_for_any_host_runs_under_the_stock_wasmtime_serve() {
+    // The example app imports Switchyard's revalidation: alone it cannot
+    // run there; composed with no router, it can.
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run(
+        SWITCHYARD,
+        &["compose", APP_COMPONENT, "-o", "any-host.wasm"],
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{stderr}");
+    let server = wasmtime_serve("any-host.wasm", &[], dir.path());
+    assert!(
+        get(server.address, "/a?name=x")
+            .text()
+            .contains("Hello, x!")
+    );
+    let post = get(server.address, "/posts/caching");
+    assert_eq!(post.status, 200);
+    assert!(
+        post.text().contains("Comments are off"),
+        "no `site` store there"
+    );
+}
+
+#[test]
 fn the_composition_serves_under_switchyard_like_the_plugged_router() {
     let dir = tempfile::tempdir().unwrap();
     compose_in(dir.path());
