@@ -10,8 +10,11 @@ guest_release := guest_target / "wasm32-wasip2" / "release"
 default:
     @just --list
 
+# The toolchain rust-toolchain.toml pins.
+rust_version := `sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml`
+
 # The wasmtime CLI matching the host's wasmtime, for `serve-wasmtime` and the tests.
-wasmtime_version := "48.0.8"
+wasmtime_version := "50.0.1"
 
 # Debian's Chromium (and ChromeDriver) for the browser tests.
 chromium_version := "156.0.8078.114-1~deb12u1"
@@ -27,12 +30,13 @@ kubernetes_validate_version := "1.37.0"
 umoci_version := "0.4.7+ds-3+b7"
 jq_version := "1.6-2.1+deb12u1"
 
-# Build the guest components in release: build/app.wasm and build/router.wasm.
+# Build the guest components in release: build/app.wasm, build/router.wasm and build/middleware.wasm.
 build-guest: wasm-target
-    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app -p router
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p app -p router -p middleware
     mkdir -p build
     cp "{{guest_release}}/app.wasm" build/app.wasm
     cp "{{guest_release}}/router.wasm" build/router.wasm
+    cp "{{guest_release}}/middleware.wasm" build/middleware.wasm
     @echo "built build/app.wasm and build/router.wasm"
 
 # Build the example app only (what `just dev` reruns on each change): build/app.wasm.
@@ -42,9 +46,10 @@ build-app: wasm-target
     cp "{{guest_release}}/app.wasm" build/app.wasm.tmp
     mv build/app.wasm.tmp build/app.wasm
 
-# Add the wasm32-wasip2 target when missing.
+# Install the toolchain rust-toolchain.toml pins, with the wasm32-wasip2 target, when missing.
 wasm-target:
-    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    @rustup toolchain list | grep -q "^{{rust_version}}-" || rustup toolchain install {{rust_version}} --profile minimal -c clippy,rustfmt
+    @rustup target list --toolchain {{rust_version}} --installed | grep -qx wasm32-wasip2 || rustup target add --toolchain {{rust_version}} wasm32-wasip2
 
 # Build the release host.
 build-host:
@@ -62,6 +67,10 @@ dev *ARGS: build-host
 # Serve build/app.wasm behind the example router: `just serve-router --listen 127.0.0.1:0`.
 serve-router *ARGS: build-guest build-host
     ./target/release/switchyard serve build/app.wasm --router build/router.wasm {{ARGS}}
+
+# Serve build/app.wasm behind the example middleware: `just serve-middleware --listen 127.0.0.1:0`.
+serve-middleware *ARGS: build-guest build-host
+    ./target/release/switchyard serve build/app.wasm --router build/middleware.wasm {{ARGS}}
 
 # Compose the example router in front of the app: build/composed.wasm.
 compose: build-guest build-host

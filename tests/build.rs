@@ -16,6 +16,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("p2-proxy", "P2_PROXY_COMPONENT"),
     ("wstd-proxy", "WSTD_PROXY_COMPONENT"),
     ("p3-handler", "P3_HANDLER_COMPONENT"),
+    ("middleware", "MIDDLEWARE_COMPONENT"),
+    ("p3-middleware", "P3_MIDDLEWARE_COMPONENT"),
 ];
 
 fn main() {
@@ -30,6 +32,7 @@ fn main() {
         "public",
         "guest/fixtures",
         "guest/router",
+        "guest/middleware",
         "guest/standard",
         "wit",
     ] {

@@ -14,7 +14,7 @@ use crate::pipeline::error::Error;
 use crate::routing::Pairs;
 use crate::server::ServerSettings;
 use crate::wasm::component;
-use crate::wasm::kind::AppKind;
+use crate::wasm::kind::{AppKind, RouterKind};
 use http::{Request, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -216,6 +216,25 @@ impl App {
     pub fn routers(&self) -> Vec<PathBuf> {
         self.with_build(|build| build.resolved.routers.clone())
             .unwrap_or_default()
+    }
+
+    /// The chain in front of the app, outermost first, with each link's
+    /// kind: the middleware the host links, then the routers composed with
+    /// the app (after `prepare`).
+    pub fn chain(&self) -> Vec<(PathBuf, RouterKind)> {
+        self.with_build(|build| {
+            let middleware = build.middleware.len();
+            (build.resolved.routers.iter().enumerate())
+                .map(|(i, path)| {
+                    let kind = match i < middleware {
+                        true => RouterKind::Middleware,
+                        false => RouterKind::Composed,
+                    };
+                    (path.clone(), kind)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// The effective configuration (after `prepare`).

@@ -64,4 +64,4 @@ pub use pipeline::RequestHandler;
 pub use pipeline::error::Error;
 pub use routing::parse_query;
 pub use wasm::component::read as read_component;
-pub use wasm::kind::AppKind;
+pub use wasm::kind::{AppKind, RouterKind};

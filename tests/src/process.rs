@@ -164,7 +164,7 @@ impl Drop for Server {
 }
 
 /// The host's wasmtime version: `wasmtime serve` must be the same.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMTIME_VERSION: &str = "50.0.1";
 
 /// The stock `wasmtime` CLI (`$WASMTIME`, else `wasmtime` on the path).
 /// Never skipped: a missing or mismatched CLI fails the test with the

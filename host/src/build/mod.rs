@@ -26,7 +26,8 @@ use crate::wasm::bindings::AppPre;
 use crate::wasm::component;
 use crate::wasm::composition::{self, Target};
 use crate::wasm::engine::{self, EngineSettings};
-use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT};
+use crate::wasm::kind::{self, AppKind, RENDERER_EXPORT, RouterKind};
+use crate::wasm::middleware;
 use crate::wasm::outgoing::{Grant, Outgoing, OwnAddresses};
 use crate::wasm::p3::{P3Handler, P3Settings};
 use crate::wasm::pool::{self, Pool};
@@ -48,6 +49,11 @@ pub(crate) enum HttpExport {
     P2(ProxyPre<Host>),
     /// `wasi:http/handler@0.3.x`.
     P3(P3Handler),
+}
+
+/// A middleware of the chain in front of the app, linked by the host.
+pub(crate) struct Middleware {
+    pub(crate) handler: P3Handler,
 }
 
 /// The build in use, if `prepare` has made one.
@@ -80,6 +86,9 @@ pub(crate) struct Build {
     pub(crate) renderer: Option<AppPre<Host>>,
     /// The default handler: the app's wasi:http export.
     pub(crate) http: HttpExport,
+    /// The middleware in front of it, outermost first: a request meets
+    /// them in order, then `http`.
+    pub(crate) middleware: Vec<Middleware>,
     pub(crate) store: StoreSettings,
     pub(crate) routes: RouteTable,
     /// The shared response cache, unless `[cache] enabled = false`.
@@ -131,14 +140,17 @@ impl Build {
         let limits = &config.limits;
         let app_bytes = component::read(&resolved.app)?;
         let kind = kind::detect(&app_bytes, &resolved.app)?;
-        if kind == AppKind::P3Handler && !resolved.routers.is_empty() {
+        let routers = Routers::read(&resolved.routers)?;
+        if kind == AppKind::P3Handler && !routers.composed.is_empty() {
             bail!(
                 "{} cannot go in front of `{}`: it is a WASIp3 component (wasi:http/handler@0.3), \
-                 and routers import a wasi:http@0.2 incoming handler",
-                list(&resolved.routers),
+                 and Switchyard routers import a wasi:http@0.2 incoming handler (a \
+                 wasi:http/middleware@0.3 component can)",
+                list(&routers.composed),
                 resolved.app.display()
             );
         }
+        let p3 = kind.needs_concurrency() || !routers.middleware.is_empty();
         let engine = engine::engine(&EngineSettings {
             // Room for the requests in flight, the idle instances kept for
             // reuse, and startup's own instance.
@@ -146,9 +158,12 @@ impl Build {
                 .max_concurrent_requests
                 .saturating_add(2 * pool::MAX_IDLE + 1),
             max_memory: limits.max_memory,
-            concurrency: kind.needs_concurrency(),
+            concurrency: p3,
         })?;
-        let linker = engine::linker(&engine, kind)?;
+        let mut linker = engine::linker(&engine, p3)?;
+        if !routers.middleware.is_empty() {
+            middleware::add_to_linker(&mut linker)?;
+        }
         let cache = resolved.cache_dir.as_deref();
         let app_name = format!("`{}`", resolved.app.display());
         let metrics = &shared.metrics;
@@ -164,14 +179,12 @@ impl Build {
         };
         let response_cache = response_cache(&resolved, &app_bytes)?;
         let store = store_settings(&resolved, shared, response_cache.clone())?;
-        let http = if kind == AppKind::P3Handler {
+        let p3_handler = |instance_pre, what: &str| -> Result<P3Handler> {
             let pre = ServicePre::new(instance_pre).with_context(|| {
-                format!(
-                    "{app_name} does not export the `wasi:http/handler@0.3.0` Switchyard serves"
-                )
+                format!("{what} does not export the `wasi:http/handler@0.3.0` Switchyard serves")
             })?;
             let performance = &config.performance;
-            HttpExport::P3(P3Handler::new(
+            Ok(P3Handler::new(
                 pre,
                 P3Settings {
                     engine: engine.clone(),
@@ -182,15 +195,32 @@ impl Build {
                     metrics: shared.metrics.clone(),
                 },
             ))
-        } else if resolved.routers.is_empty() {
+        };
+        let mut chain = Vec::new();
+        for (path, bytes) in &routers.middleware {
+            let what = format!("the middleware `{}`", path.display());
+            let component = component::compile(&engine, bytes, &what, cache, metrics)?;
+            let instance_pre = engine::link(&linker, &component, &what)?;
+            chain.push(Middleware {
+                handler: p3_handler(instance_pre, &what)?,
+            });
+        }
+        let http = if kind == AppKind::P3Handler {
+            HttpExport::P3(p3_handler(instance_pre, &app_name)?)
+        } else if routers.composed.is_empty() {
             HttpExport::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{app_name} does not export `wasi:http/incoming-handler@0.2.x`")
             })?)
         } else {
-            let composed = compose_routers(&resolved, &app_bytes)?;
+            let composed = composition::compose_files(
+                &resolved.app,
+                &app_bytes,
+                &routers.composed,
+                Target::Switchyard,
+            )?;
             let what = format!(
                 "the composition of {} and {app_name}",
-                list(&resolved.routers)
+                list(&routers.composed)
             );
             let component = component::compile(&engine, &composed, &what, cache, metrics)?;
             let instance_pre = engine::link(&linker, &component, &what)?;
@@ -216,6 +246,7 @@ impl Build {
             kind,
             renderer,
             http,
+            middleware: chain,
             cache: response_cache,
             store,
             routes,
@@ -449,14 +480,38 @@ fn grants_of(resolved: &Resolved) -> Result<Arc<[Grant]>> {
     Ok(Arc::from(parsed))
 }
 
-/// Read the routers and compose them in front of the app's `bytes`.
-fn compose_routers(resolved: &Resolved, app_bytes: &[u8]) -> Result<Vec<u8>> {
-    composition::compose_files(
-        &resolved.app,
-        app_bytes,
-        &resolved.routers,
-        Target::Switchyard,
-    )
+/// The routers, read and told apart: the middleware the host links, then
+/// the Switchyard routers composed with the app (both outermost first).
+struct Routers {
+    middleware: Vec<(PathBuf, Vec<u8>)>,
+    composed: Vec<PathBuf>,
+}
+
+impl Routers {
+    fn read(paths: &[PathBuf]) -> Result<Self> {
+        let mut routers = Routers {
+            middleware: Vec::new(),
+            composed: Vec::new(),
+        };
+        for path in paths {
+            let bytes = component::read(path)?;
+            match kind::detect_router(&bytes, path)? {
+                RouterKind::Middleware => {
+                    if let Some(router) = routers.composed.last() {
+                        bail!(
+                            "the middleware `{}` cannot go behind the router `{}`, which is \
+                             composed with the app: list middleware first",
+                            path.display(),
+                            router.display()
+                        );
+                    }
+                    routers.middleware.push((path.clone(), bytes));
+                }
+                RouterKind::Composed => routers.composed.push(path.clone()),
+            }
+        }
+        Ok(routers)
+    }
 }
 
 /// `` `a.wasm`, `b.wasm` ``

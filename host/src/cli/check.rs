@@ -30,6 +30,9 @@ impl CheckCommand {
             component.display(),
         );
         println!("kind: {}", kind.describe());
+        for (router, kind) in app.chain() {
+            println!("{kind}: `{}` ({})", router.display(), kind.describe());
+        }
         let config = app.config().unwrap_or_default();
         // What `serve` would refuse at start, refused here too.
         if let Some(listen) = &config.admin.listen {

@@ -21,8 +21,12 @@ impl RoutesCommand {
         let config = app.config().unwrap_or_default();
         let kind = app.kind().context("the app was not prepared")?;
         let mut table = format!("# {}: {}\n", kind, kind.describe());
-        for router in app.routers() {
-            table.push_str(&format!("router {}\n", router.display()));
+        for (router, kind) in app.chain() {
+            table.push_str(&format!(
+                "{kind} {}  ({})\n",
+                router.display(),
+                kind.describe()
+            ));
         }
         let mut lines = app.routes();
         let file_system = if config.use_file_system_public_routes {

@@ -52,6 +52,20 @@ impl Error {
         }
     }
 
+    /// What a middleware is told when the link behind it failed: the kind
+    /// of failure, never its details (they are logged, once, as this
+    /// request's error).
+    pub(crate) fn code(&self) -> crate::body::BodyError {
+        use crate::body::BodyError;
+        match self {
+            Error::Timeout(_) => BodyError::HttpResponseTimeout,
+            Error::PayloadTooLarge(max) => BodyError::HttpRequestBodySize(Some(*max)),
+            _ => BodyError::InternalError(Some(
+                "the handler behind this middleware failed".to_string(),
+            )),
+        }
+    }
+
     /// Log the error for `url` and build the client's response: the details
     /// are shown only when `dev` is on, and logged unless `quiet`.
     pub fn into_response(self, url: &str, dev: bool, quiet: bool) -> Response<Body> {

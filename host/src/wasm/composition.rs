@@ -3,10 +3,13 @@
 //!
 //! Each router's imports of `wasi:http/incoming-handler` and
 //! `switchyard:server/renderer` are satisfied by the component behind it
-//! (the next router, or the app) and by the app's renderer; what remains
-//! (the `wasi:*` imports) is imported by the composition, which exports the
-//! outermost router's handler. The result is a plain `wasi:http/proxy`
-//! component: it runs under `switchyard serve` and under `wasmtime serve`.
+//! (the next router, or the app) and by the app's renderer; a middleware's
+//! import of `wasi:http/handler@0.3` by the p3 component behind it. What
+//! remains (the `wasi:*` imports) is imported by the composition, which
+//! exports the outermost link's handler. The result is a plain
+//! `wasi:http/proxy` component (or, in front of a p3 app, a
+//! `wasi:http/service` one): it runs under `switchyard serve` and under
+//! `wasmtime serve`.
 //!
 //! For a host other than Switchyard ([`Target::AnyHost`]), an import of
 //! `switchyard:server/revalidate` is filled by a component that answers
@@ -20,6 +23,8 @@ use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 use wasmtime::{Result, bail, format_err};
 
+/// The p3 handler, as middleware import and export it and p3 apps export it.
+const P3_HANDLER: &str = "wasi:http/handler@0.3";
 /// The app's renderer.
 const RENDERER: &str = "switchyard:server/renderer@0.2";
 /// What to tell the author of a component that is not a router.
@@ -56,10 +61,11 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>], target: Target) -> Result<
         Target::AnyHost => Some(revalidate_noop(&mut graph)?),
     };
     let app_exports = export_names(&graph, app_id);
-    let Some(app_handler) = find(&app_exports, HANDLER) else {
+    let app_handler = find(&app_exports, P3_HANDLER).or_else(|| find(&app_exports, HANDLER));
+    let Some(app_handler) = app_handler else {
         bail!(
-            "routers cannot go in front of `{}`: it does not export \
-             `wasi:http/incoming-handler@0.2.x` (a wasi:http/proxy component)",
+            "routers cannot go in front of `{}`: it exports neither `wasi:http/handler@0.3.x` \
+             nor `wasi:http/incoming-handler@0.2.x`",
             app.path.display()
         );
     };
@@ -72,24 +78,56 @@ pub fn compose(app: Input<'_>, routers: &[Input<'_>], target: Target) -> Result<
     for (i, router) in routers.iter().enumerate().rev() {
         let id = register(&mut graph, &format!("switchyard:router{i}"), router)?;
         let path = router.path.display();
-        let Some(export) = find(&export_names(&graph, id), HANDLER) else {
-            bail!(
-                "`{path}` is not a router: it does not export `wasi:http/incoming-handler@0.2.12` ({ROUTER_WORLD})"
-            );
-        };
+        let exports = export_names(&graph, id);
         let imports = import_names(&graph, id);
-        if find(&imports, HANDLER).is_none() && find(&imports, RENDERER).is_none() {
-            bail!(
-                "`{path}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
-                 nor `switchyard:server/renderer@0.2.0` from the app ({ROUTER_WORLD})"
-            );
-        }
+        let middleware =
+            find(&exports, P3_HANDLER).filter(|_| find(&imports, P3_HANDLER).is_some());
+        let export = match middleware {
+            Some(export) => {
+                if !behind.1.starts_with(P3_HANDLER) {
+                    bail!(
+                        "the middleware `{path}` cannot be composed in front of a wasi:http@0.2 \
+                         handler (`{}`): `switchyard serve --router` links the two instead",
+                        behind.1
+                    );
+                }
+                export
+            }
+            None => {
+                let Some(export) = find(&exports, HANDLER) else {
+                    bail!(
+                        "`{path}` is not a router: it does not export `wasi:http/incoming-handler@0.2.12` ({ROUTER_WORLD}) \
+                         nor import and export `wasi:http/handler@0.3.x` (the wasi:http/middleware world)"
+                    );
+                };
+                if find(&imports, HANDLER).is_none() && find(&imports, RENDERER).is_none() {
+                    bail!(
+                        "`{path}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
+                         nor `switchyard:server/renderer@0.2.0` from the app ({ROUTER_WORLD})"
+                    );
+                }
+                if behind.1.starts_with(P3_HANDLER) {
+                    bail!(
+                        "`{path}` cannot go in front of `{}`, a WASIp3 handler: Switchyard routers \
+                         import a wasi:http@0.2 incoming handler (a wasi:http/middleware@0.3 \
+                         component can)",
+                        if i + 1 < routers.len() {
+                            routers[i + 1].path
+                        } else {
+                            app.path
+                        }
+                        .display()
+                    );
+                }
+                export
+            }
+        };
         let instance = graph.instantiate(id);
         if let Some(noop) = noop {
             plug_revalidate(&mut graph, id, instance, noop, router)?;
         }
         for import in &imports {
-            let (source, name) = if import.starts_with(HANDLER) {
+            let (source, name) = if import.starts_with(HANDLER) || import.starts_with(P3_HANDLER) {
                 (behind.0, behind.1.clone())
             } else if import.starts_with(RENDERER) {
                 let Some(renderer) = &app_renderer else {

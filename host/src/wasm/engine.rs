@@ -4,7 +4,6 @@
 //! epoch ticker thread for it, and a [`Linker`] with all of WASIp2 plus
 //! `wasi:http` (and WASIp3 for p3 apps).
 
-use super::kind::AppKind;
 use super::store::Host;
 use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -78,15 +77,16 @@ fn start_epoch_ticker(engine: EngineWeak) -> Result<()> {
 }
 
 /// A linker with all of WASIp2, `wasi:http@0.2` and the data interfaces
-/// (`wasi:keyvalue`, `wasi:config`, `revalidate`), and for a p3 app also
-/// all of WASIp3 and `wasi:http@0.3` (Rust std still imports p2 there).
-pub(crate) fn linker(engine: &Engine, kind: AppKind) -> Result<Linker<Host>> {
+/// (`wasi:keyvalue`, `wasi:config`, `revalidate`), and with `p3` (a p3 app,
+/// or middleware) also all of WASIp3 and `wasi:http@0.3` (Rust std still
+/// imports p2 there).
+pub(crate) fn linker(engine: &Engine, p3: bool) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("failed to link WASI")?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .context("failed to link wasi:http")?;
     crate::data::add_to_linker(&mut linker).context("failed to link the data interfaces")?;
-    if kind.needs_concurrency() {
+    if p3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker).context("failed to link WASIp3")?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)
             .context("failed to link wasi:http@0.3")?;

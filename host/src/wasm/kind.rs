@@ -62,6 +62,36 @@ impl AppKind {
     }
 }
 
+/// The kinds of router Switchyard puts in front of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterKind {
+    /// A `wasi:http/middleware@0.3.x` component: linked by the host to the
+    /// next link, in instances of its own, in front of any kind of app.
+    Middleware,
+    /// A `switchyard:server/router` component (wasi:http@0.2): composed
+    /// with the app it imports the handler and renderer of.
+    Composed,
+}
+
+impl RouterKind {
+    /// What it is and how it is put in front of the app.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RouterKind::Middleware => "wasi:http/middleware@0.3, linked by the host",
+            RouterKind::Composed => "switchyard:server/router, composed with the app",
+        }
+    }
+}
+
+impl fmt::Display for RouterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouterKind::Middleware => "middleware",
+            RouterKind::Composed => "router",
+        })
+    }
+}
+
 impl fmt::Display for AppKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -113,8 +143,46 @@ impl Interface {
         self.imports.iter().any(|name| name.starts_with(prefix))
     }
 
+    /// The kind of router this is, or why it is none: `path` names it.
+    pub(crate) fn router_kind(&self, path: &Path) -> Result<RouterKind> {
+        let path = path.display();
+        if self.exports_any(P3_HANDLER) {
+            if self.imports_any(P3_HANDLER) {
+                return Ok(RouterKind::Middleware);
+            }
+            bail!(
+                "`{path}` is not a router: it exports `wasi:http/handler@0.3.x` but does not import \
+                 it to call the app (target the `wasi:http/middleware@0.3.0` world)"
+            );
+        }
+        if self.exports_any(P2_HANDLER) {
+            if self.imports_any(P2_HANDLER) || self.imports_any(RENDERER) {
+                return Ok(RouterKind::Composed);
+            }
+            bail!(
+                "`{path}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
+                 nor `switchyard:server/renderer@0.2.0` from the app (target the \
+                 `switchyard:server/router` world, or `wasi:http/middleware@0.3.0`)"
+            );
+        }
+        bail!(
+            "`{path}` is not a router: it exports neither `wasi:http/handler@0.3.x` (the \
+             wasi:http/middleware world) nor `wasi:http/incoming-handler@0.2.x` (the \
+             switchyard:server/router world); its exports: {}",
+            list(&self.exports),
+        )
+    }
+
     /// The kind of app this is, or why it is none: `path` names it.
     pub(crate) fn app_kind(&self, path: &Path) -> Result<AppKind> {
+        if self.imports_any(P3_HANDLER) {
+            bail!(
+                "`{}` is a middleware, not an app: serve an app and put the middleware in front \
+                 of it with `--router {}` (it imports `wasi:http/handler@0.3.x`)",
+                path.display(),
+                path.display()
+            );
+        }
         if self.imports_any(RENDERER) {
             bail!(
                 "`{}` is a router, not an app: serve an app and plug the router in with \
@@ -133,11 +201,7 @@ impl Interface {
                 AppKind::Proxy
             });
         }
-        let exports = if self.exports.is_empty() {
-            "none".to_string()
-        } else {
-            self.exports.join(", ")
-        };
+        let exports = list(&self.exports);
         bail!(
             "`{}` is not a wasi:http component: it exports neither \
              `wasi:http/incoming-handler@0.2.x` (wasi:http/proxy) nor `wasi:http/handler@0.3.x` \
@@ -145,6 +209,22 @@ impl Interface {
             path.display()
         )
     }
+}
+
+/// `a, b`, or `none`.
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Detect the kind of the router component `bytes`, read from `path`.
+pub(crate) fn detect_router(bytes: &[u8], path: &Path) -> Result<RouterKind> {
+    Interface::read(bytes)
+        .with_context(|| format!("`{}` is not a valid component", path.display()))?
+        .router_kind(path)
 }
 
 /// Detect the kind of the app component `bytes`, read from `path`.
@@ -206,5 +286,27 @@ mod tests {
                 .to_string()
                 .contains("is a router")
         );
+        let middleware = interface(&["wasi:http/handler@0.3.0"], &["wasi:http/handler@0.3.0"]);
+        let error = middleware.app_kind(path).unwrap_err().to_string();
+        assert!(error.contains("is a middleware, not an app"), "{error}");
+    }
+
+    #[test]
+    fn routers_are_middleware_or_composed() {
+        let path = Path::new("r.wasm");
+        let kind =
+            |imports: &[&str], exports: &[&str]| interface(imports, exports).router_kind(path);
+        let p3 = "wasi:http/handler@0.3.2";
+        assert_eq!(kind(&[p3], &[p3]).unwrap(), RouterKind::Middleware);
+        let p2 = "wasi:http/incoming-handler@0.2.12";
+        let renderer = "switchyard:server/renderer@0.2.0";
+        assert_eq!(kind(&[renderer], &[p2]).unwrap(), RouterKind::Composed);
+        assert_eq!(kind(&[p2], &[p2]).unwrap(), RouterKind::Composed);
+        let error = kind(&["wasi:cli/stdout@0.3.0"], &[p3])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not import it"), "{error}");
+        let error = kind(&[], &["wasi:cli/run@0.2.0"]).unwrap_err().to_string();
+        assert!(error.contains("its exports: wasi:cli/run@0.2.0"), "{error}");
     }
 }

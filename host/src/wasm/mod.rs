@@ -9,6 +9,7 @@ pub mod composition;
 pub(crate) mod connection_pool;
 pub(crate) mod engine;
 pub(crate) mod kind;
+pub(crate) mod middleware;
 pub(crate) mod outgoing;
 pub mod output;
 pub(crate) mod p3;

@@ -14,6 +14,7 @@
 //! a response head was sent fails the bodies it was still writing, so the
 //! client sees an aborted transfer rather than a clean, truncated one.
 
+use super::middleware::Next;
 use super::store::{Host, StoreSettings};
 use crate::body::{Body, BodyError};
 use crate::metrics::{InstanceEvent, Metrics};
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use wasmtime::component::GuestTaskId;
+use wasmtime::component::TaskGroupId;
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
@@ -68,12 +69,14 @@ impl P3Handler {
     /// Answer `request`: the response, and where a reason comes if the
     /// worker fails before its body ends (for [`GuestBody::failed_by`]).
     /// [`is_timeout`] tells an error that is the request timeout (or the
-    /// worker's deadline).
+    /// worker's deadline). A middleware's calls to its `handler` import go
+    /// to `next`.
     ///
     /// [`GuestBody::failed_by`]: crate::body::GuestBody::failed_by
     pub(crate) async fn handle<B>(
         &self,
         request: Request<B>,
+        next: Option<Next>,
     ) -> wasmtime::Result<(http::Response<Body>, oneshot::Receiver<String>)>
     where
         B: http_body::Body<Data = Bytes, Error = BodyError> + Send + 'static,
@@ -86,6 +89,7 @@ impl P3Handler {
             method: request.method().to_string(),
             path: request.uri().path().to_string(),
             trace: crate::telemetry::current(),
+            next,
         };
         let response = match self.handler.handle(start, request).await {
             Ok(response) => response,
@@ -220,6 +224,8 @@ struct RequestStart {
     path: String,
     /// The request's span, for the guest's outgoing requests.
     trace: Option<opentelemetry::Context>,
+    /// A middleware's next link.
+    next: Option<Next>,
 }
 
 impl WorkerState for Worker {
@@ -240,12 +246,13 @@ impl WorkerState for Worker {
         &self,
         mut store: StoreContextMut<'_, Host>,
         start: RequestStart,
-        _task: GuestTaskId,
+        _task: TaskGroupId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
         // An instance serving several requests at once cannot tell whose
         // its outgoing requests are: they continue no trace then.
         let trace = start.trace.filter(|_| self.max_concurrent == 1);
         store.data_mut().serving(&start.method, &start.path, trace);
+        store.data_mut().pass_on_to(start.next);
         if self.started.fetch_add(1, Ordering::Relaxed) > 0 {
             self.metrics.instance(InstanceEvent::Reused);
         }

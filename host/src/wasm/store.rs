@@ -6,6 +6,7 @@
 //! config grants them one by one. Its stdout and stderr go to the server's,
 //! line by line, prefixed and escaped (`output`).
 
+use super::middleware::{Next, NextHooks};
 use super::outgoing::Outgoing;
 use super::output::OutputLabel;
 use crate::data::{DataView, Granted};
@@ -47,6 +48,8 @@ pub(crate) struct Host {
     table: ResourceTable,
     limits: StoreLimits,
     hooks: OutgoingPolicy,
+    /// A middleware's next link.
+    next: NextHooks,
     data: Granted,
     open_cas: usize,
 }
@@ -81,6 +84,7 @@ impl Host {
                 outgoing: settings.outgoing_http.clone(),
                 trace: None,
             },
+            next: NextHooks::default(),
             data: settings.data.clone(),
             open_cas: 0,
         };
@@ -99,6 +103,21 @@ impl Host {
     pub(crate) fn serving(&mut self, method: &str, path: &str, trace: Option<TraceContext>) {
         self.output.set_request(method, path);
         self.hooks.trace = trace;
+    }
+
+    /// A middleware's requests to its `wasi:http/handler` import go to
+    /// `next`.
+    pub(crate) fn pass_on_to(&mut self, next: Option<Next>) {
+        self.next.next = next;
+    }
+
+    /// The `wasi:http` view of a middleware's calls to its next link.
+    pub(crate) fn next_http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.next,
+        }
     }
 
     /// The data interfaces' view of this store.

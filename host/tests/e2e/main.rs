@@ -16,6 +16,7 @@ mod dev;
 mod http2;
 mod isolation;
 mod library;
+mod middleware;
 mod outgoing;
 mod production;
 mod properties;

@@ -18,7 +18,7 @@ fn serve_in(dir: &Path, args: &[&str]) -> Server {
 
 /// What the seed's custom server answers, through whichever server runs
 /// router + app.
-fn assert_routes_like_server_js(address: std::net::SocketAddr) {
+pub(crate) fn assert_routes_like_server_js(address: std::net::SocketAddr) {
     let a = get(address, "/a?name=hello%20w%C3%B6rld%26x");
     assert_eq!(a.status, 200);
     assert!(
@@ -144,7 +144,8 @@ fn wrong_components_are_refused_at_startup_with_the_world_to_target() {
         stderr.trim(),
         format!(
             "error: `{APP_COMPONENT}` is not a router: it imports neither `wasi:http/incoming-handler@0.2.12` \
-             nor `switchyard:server/renderer@0.2.0` from the app (target the `switchyard:server/router` world)"
+             nor `switchyard:server/renderer@0.2.0` from the app (target the `switchyard:server/router` \
+             world, or `wasi:http/middleware@0.3.0`)"
         )
     );
     let stderr = run_failing(SWITCHYARD, &["check", ROUTER_COMPONENT], dir.path());

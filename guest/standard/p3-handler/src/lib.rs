@@ -1,6 +1,6 @@
 //! A WASIp3 component exporting `wasi:http/handler@0.3.2`, written as a third
 //! party would with the `wasip3` crate's bindings (wasi:http@0.3.2, which
-//! wasmtime 48 serves as its 0.3.0 by semver), none of our SDK, so the host's
+//! wasmtime 50 serves as its 0.3.0 by semver), none of our SDK, so the host's
 //! tests can show that it serves any standard component. `handle` is async:
 //! `/slow` waits on the monotonic clock, so requests in one instance overlap.
 //! Bodies are component-model streams written by tasks spawned with

@@ -1,20 +1,24 @@
 //! The app's default handler: hand the request to the guest's wasi:http
-//! handler (`incoming-handler@0.2`, the routers' in front of it, or
-//! `handler@0.3`), with the request body limited and the guest bounded by
-//! the request timeout.
+//! handler (`incoming-handler@0.2`, the routers' composed in front of it,
+//! or `handler@0.3`), through the middleware the host links in front of
+//! it, with the request body limited and each guest bounded by the request
+//! timeout.
 
 use super::admission::Admitted;
 use crate::body::{Body, BodyError, BoxError, GuestBody, announced_length, read_ahead};
-use crate::build::HttpExport;
+use crate::build::{Build, HttpExport};
 use crate::metrics::InstanceEvent;
 use crate::pipeline::error::Error;
 use crate::server::ReadDeadline;
 use crate::telemetry;
-use crate::wasm::p3;
+use crate::wasm::middleware::Next;
+use crate::wasm::p3::{self, P3Handler};
 use crate::wasm::store::Host;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::format_err;
@@ -55,35 +59,23 @@ where
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
-    let answer = match &admitted.http {
-        HttpExport::P2(pre) => {
-            let pre = pre.clone();
-            p2(admitted, pre, request, too_large.clone()).await
+    let failures = Failures::default();
+    let build = Arc::clone(&admitted);
+    let answer = link(build, 0, request, &too_large, &failures)
+        .await
+        // The body holds the admission: the instances may live on.
+        .map(|response| response.map(|body| GuestBody::new(body, admitted).boxed_unsync()));
+    // A link behind a middleware that failed is why the middleware did.
+    let answer = match (answer, failures.first()) {
+        (Err(_), Some(first)) => Err(first),
+        (Ok(response), Some(first)) => {
+            tracing::warn!(
+                "a middleware answered after the handler behind it failed: {}",
+                crate::log_text::Escaped(&first.to_string())
+            );
+            Ok(response)
         }
-        HttpExport::P3(handler) => {
-            let (handler, timeout) = (handler.clone(), admitted.settings.timeout);
-            // The request's own deadline: its instance may be serving others
-            // (and be kept alive by them) long after.
-            let deadline = tokio::time::Instant::now() + timeout;
-            let span = telemetry::child("guest handle");
-            let answer = handler.handle(request).await;
-            if let Err(error) = &answer {
-                telemetry::failed(span.as_ref(), error);
-            }
-            drop(span);
-            match answer {
-                // The body holds the admission: the instance may live on.
-                Ok((response, failure)) => Ok(response.map(|body| {
-                    GuestBody::new(body, admitted)
-                        .cut_at(deadline)
-                        .failed_by(failure)
-                        .failed_if_too_large(too_large.clone())
-                        .boxed_unsync()
-                })),
-                Err(error) if p3::is_timeout(&error) => Err(Error::Timeout(timeout)),
-                Err(error) => Err(Error::Guest(error)),
-            }
-        }
+        (answer, None) => answer,
     };
     if too_large.load(Ordering::Relaxed) {
         return Err(Error::PayloadTooLarge(max_body));
@@ -130,17 +122,109 @@ where
         .boxed_unsync()
 }
 
+/// Hand `request` to link `index` of the chain: the build's middleware in
+/// order, then the app's own handler. A middleware's calls to the next
+/// link come back here with `index + 1`; what failed there is kept in
+/// `failures`.
+fn link(
+    build: Arc<Build>,
+    index: usize,
+    request: Request<Body>,
+    too_large: &Arc<AtomicBool>,
+    failures: &Failures,
+) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> {
+    let (too_large, failures) = (too_large.clone(), failures.clone());
+    Box::pin(async move {
+        let Some(middleware) = build.middleware.get(index) else {
+            return match &build.http {
+                HttpExport::P2(pre) => {
+                    let pre = pre.clone();
+                    p2(build, pre, request, too_large).await
+                }
+                HttpExport::P3(handler) => {
+                    let handler = handler.clone();
+                    p3(&build, &handler, request, None, too_large).await
+                }
+            };
+        };
+        let handler = middleware.handler.clone();
+        let next = {
+            let (build, too_large) = (build.clone(), too_large.clone());
+            Next::new(move |request| {
+                let answer = link(build.clone(), index + 1, request, &too_large, &failures);
+                let failures = failures.clone();
+                Box::pin(async move {
+                    answer.await.map_err(|error| {
+                        let code = error.code();
+                        failures.record(error);
+                        code
+                    })
+                })
+            })
+        };
+        p3(&build, &handler, request, Some(next), too_large).await
+    })
+}
+
+/// The failures of links behind a middleware, for one request.
+#[derive(Clone, Default)]
+struct Failures(Arc<std::sync::Mutex<Option<Error>>>);
+
+impl Failures {
+    /// Keep `error` if it is the first.
+    fn record(&self, error: Error) {
+        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(error);
+    }
+
+    fn first(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The p3 path: `handler`'s instances serve the request; a middleware's
+/// calls to its next link go to `next`.
+async fn p3(
+    build: &Build,
+    handler: &P3Handler,
+    request: Request<Body>,
+    next: Option<Next>,
+    too_large: Arc<AtomicBool>,
+) -> Result<Response<Body>, Error> {
+    let timeout = build.settings.timeout;
+    // The request's own deadline: its instance may be serving others
+    // (and be kept alive by them) long after.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let span = telemetry::child("guest handle");
+    let answer = handler.handle(request, next).await;
+    if let Err(error) = &answer {
+        telemetry::failed(span.as_ref(), error);
+    }
+    drop(span);
+    match answer {
+        Ok((response, failure)) => Ok(response.map(|body| {
+            GuestBody::new(body, ())
+                .cut_at(deadline)
+                .failed_by(failure)
+                .failed_if_too_large(too_large)
+                .boxed_unsync()
+        })),
+        Err(error) if p3::is_timeout(&error) => Err(Error::Timeout(timeout)),
+        Err(error) => Err(Error::Guest(error)),
+    }
+}
+
 /// The p2 path: the guest runs in a task of its own, in a fresh instance
 /// or an idle one with instance reuse.
 async fn p2(
-    admitted: Admitted,
+    build: Arc<Build>,
     pre: ProxyPre<Host>,
     request: Request<Body>,
     too_large: Arc<AtomicBool>,
 ) -> Result<Response<Body>, Error> {
-    let mut reusable = admitted
+    let mut reusable = build
         .idle_handlers
-        .take_or(|| Host::store(&admitted.engine, &admitted.store))
+        .take_or(|| Host::store(&build.engine, &build.store))
         .map_err(Error::Host)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (failed, failure) = tokio::sync::oneshot::channel();
@@ -151,14 +235,14 @@ async fn p2(
         trace.clone(),
     );
     let http = &mut reusable.store.data_mut().http();
-    let scheme = match request.extensions().get::<crate::server::Https>() {
-        Some(_) => Scheme::Https,
-        None => Scheme::Http,
-    };
+    // A request a middleware passed on says its scheme in its URI.
+    let https = request.extensions().get::<crate::server::Https>().is_some()
+        || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+    let scheme = if https { Scheme::Https } else { Scheme::Http };
     let incoming = http.new_incoming_request(scheme, request)?;
     let out = http.new_response_outparam(sender)?;
-    let timeout = admitted.settings.timeout;
-    let metrics = admitted.metrics.clone();
+    let timeout = build.settings.timeout;
+    let metrics = build.metrics.clone();
     let task = tokio::spawn(telemetry::within(trace, async move {
         let run = tokio::time::timeout(timeout, async {
             let proxy = match reusable.instance.take() {
@@ -185,7 +269,7 @@ async fn p2(
             Ok(Ok(proxy)) => {
                 // Only an instance that returned normally may serve again.
                 reusable.instance = Some(proxy);
-                admitted.idle_handlers.give_back(reusable);
+                build.idle_handlers.give_back(reusable);
                 return Ok(());
             }
             Ok(Err(error)) => {
