@@ -160,8 +160,9 @@ install-redis:
 bench: build-guest install-wasmtime
     command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
     command -v taskset >/dev/null || (apt-get update && apt-get install -y util-linux)
-    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p p3-handler -p p2-proxy
+    CARGO_TARGET_DIR="{{guest_target}}" cargo build --release --target wasm32-wasip2 --manifest-path guest/Cargo.toml -p p3-handler -p p2-proxy -p p3-middleware
     cargo build --profile dist -p switchyard --bins --example native_hello --example native_site --example render_call
+    ./target/dist/switchyard compose --router "{{guest_release}}/p3_middleware.wasm" "{{guest_release}}/p3_handler.wasm" -o build/middleware-composed.wasm
     ./target/dist/switchyard compose --router build/router.wasm build/app.wasm -o build/composed.wasm
     ./target/dist/switchyard compose build/app.wasm -o build/app-any-host.wasm
     bench/bench.sh

@@ -21,7 +21,9 @@
 # askama server rendering the same pages with the same templates
 # (bench/native_site.rs). And outgoing HTTP: the p2 proxy's `/fetch` of a
 # local backend (native hello, on wrk's core) against the native site's
-# `/fetch` of the same backend through hyper-util's pooled client.
+# `/fetch` of the same backend through hyper-util's pooled client. And a
+# middleware in front of the p3 handler, linked by the host and composed,
+# against the p3 handler alone and the composition under wasmtime serve.
 #
 # Knobs: ROUNDS (3), DURATION (5s), CONNECTIONS (32), THREADS (2).
 set -euo pipefail
@@ -105,6 +107,7 @@ plain=(--config "$work/plain.toml")
 pooling="pooling-allocator=y,pooling-memory-keep-resident=2097152,pooling-table-keep-resident=65536,pooling-pagemap-scan=y"
 p3=target/wasm/wasm32-wasip2/release/p3_handler.wasm
 p2proxy=target/wasm/wasm32-wasip2/release/p2_proxy.wasm
+p3mw=target/wasm/wasm32-wasip2/release/p3_middleware.wasm
 start native /a $BIN/examples/native_hello
 start native-site "/a?name=bench" $BIN/examples/native_site
 # wasmtime serve has no `switchyard:server/revalidate`: it serves the app as
@@ -149,6 +152,12 @@ start pinned-wasmtime-p2-proxy / $pin wasmtime serve -Scli -Skeyvalue -Sconfig -
 start pinned-p3 / $pin $BIN/switchyard serve "$p3" "${plain[@]}" --listen 127.0.0.1:0
 start pinned-wasmtime-p3-fresh / $pin wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$p3"
 start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$p3"
+# A middleware (the plain wasip3 one: it rebuilds the request and the response)
+# in front of the p3 handler: linked by the host, and composed into one component.
+start pinned-p3-middleware / $pin $BIN/switchyard serve "$p3" --router "$p3mw" "${plain[@]}" --listen 127.0.0.1:0
+start pinned-middleware-composed / $pin $BIN/switchyard serve "$W/middleware-composed.wasm" "${plain[@]}" --listen 127.0.0.1:0
+start pinned-wasmtime-middleware-composed-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
+start pinned-wasmtime-middleware-composed-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
 start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start pinned-native-fetch "/fetch?url=http://$backend/a" $pin $BIN/examples/native_site
 start pinned-fetch "/fetch?url=http://$backend/a" $pin $BIN/switchyard serve "$p2proxy" --config "$work/fetch.toml" --listen 127.0.0.1:0
@@ -224,6 +233,11 @@ pinned_ratio() { awk -v a="${rps_of[$1]}" -v b="${rps_of[$2]}" 'BEGIN { printf "
 printf '\npinned p3 vs wasmtime serve, fresh instances: %s; at its default reuse (128): %s\n' \
     "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-fresh)" "$(pinned_ratio pinned-p3 pinned-wasmtime-p3-default)"
 printf 'pinned p2 proxy vs wasmtime serve, fresh instances: %s\n' "$(pinned_ratio pinned-p2-proxy pinned-wasmtime-p2-proxy)"
+printf 'pinned p3 behind one middleware (linked) vs the p3 app alone: %s; composed: %s\n' \
+    "$(pinned_ratio pinned-p3-middleware pinned-p3)" "$(pinned_ratio pinned-middleware-composed pinned-p3)"
+printf 'pinned composed middleware + p3 vs wasmtime serve, fresh instances: %s; at its default reuse (128): %s\n' \
+    "$(pinned_ratio pinned-middleware-composed pinned-wasmtime-middleware-composed-fresh)" \
+    "$(pinned_ratio pinned-middleware-composed pinned-wasmtime-middleware-composed-default)"
 printf 'pinned fetch of a local backend vs the native site doing the same: %s\n' "$(pinned_ratio pinned-fetch pinned-native-fetch)"
 
 # Warm start: time from exec to the ready line, compiled component cached.

@@ -1,5 +1,5 @@
-//! Dev mode: watch the app component (and the config file) and swap a new
-//! build in without dropping requests. In-flight requests finish on the
+//! Dev mode: watch the app component, its routers and middleware (and the
+//! config file) and swap a new build in without dropping requests. In-flight requests finish on the
 //! build they started with; a build that fails to load is reported and the
 //! previous one keeps serving.
 
@@ -29,6 +29,7 @@ pub(super) struct Reloader {
 pub(super) fn watch(resolved: &Resolved, reloader: Reloader) -> Result<()> {
     let reloader = std::sync::Arc::new(reloader);
     let files: Vec<PathBuf> = std::iter::once(resolved.app.clone())
+        .chain(resolved.routers.iter().cloned())
         .chain(resolved.config_file.clone())
         .map(|file| std::path::absolute(&file).unwrap_or(file))
         .collect();

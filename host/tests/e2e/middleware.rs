@@ -328,3 +328,66 @@ fn a_composed_chain_answers_alike_under_switchyard_and_the_stock_wasmtime_serve(
     );
     assert!(stderr.contains("links the two instead"), "{stderr}");
 }
+
+#[test]
+fn dev_mode_swaps_in_a_new_middleware_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let middleware = dir.path().join("mw.wasm");
+    std::fs::copy(P3_MIDDLEWARE_COMPONENT, &middleware).unwrap();
+    let args = [
+        "dev",
+        P2_PROXY_COMPONENT,
+        "--router",
+        "mw.wasm",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let server = Server::start(SWITCHYARD, &args, Some(dir.path()), &[]);
+    assert_eq!(
+        values(&get(server.address, "/"), "x-middleware"),
+        ["p3-middleware"]
+    );
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(MIDDLEWARE_COMPONENT, &next).unwrap();
+    std::fs::rename(&next, &middleware).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer = get(server.address, "/");
+        assert_eq!(answer.status, 200, "no request fails during the swap");
+        if values(&answer, "x-middleware") == ["site"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new middleware was not swapped in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn each_link_reuses_its_own_instances_when_asked() {
+    // `/count` counts in the p3 app's instance; the middleware in front
+    // keeps no state, but its instances are reused all the same.
+    let dir = config_dir("[performance]\ninstance_reuse = 100\n");
+    let server = serve_in(
+        dir.path(),
+        &[
+            P3_HANDLER_COMPONENT,
+            "--router",
+            P3_MIDDLEWARE_COMPONENT,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let counts: Vec<String> = (0..3)
+        .map(|_| get(server.address, "/count").text())
+        .collect();
+    assert_eq!(counts, ["1", "2", "3"], "one app instance served all three");
+    let metrics = get(server.admin_address(), "/metrics").text();
+    let created = metrics
+        .lines()
+        .find(|line| line.starts_with("switchyard_instances_total{result=\"created\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(created.ends_with(" 2"), "one instance per link: {created}");
+}
