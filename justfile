@@ -94,7 +94,7 @@ image: build-guest install-deploy-tools
 # run the stock `wasmtime serve` and headless Chromium, installed when missing).
 # Run every test.
 test: install-wasmtime install-chromium install-deploy-tools install-nginx install-redis wasm-target
-    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p app
+    cargo test --manifest-path guest/Cargo.toml -p switchyard-guest -p switchyard-app -p switchyard-router -p switchyard-middleware -p app
     cargo test --workspace
 
 # As root or with sudo: the pinned version, or its successor once Debian's archive moved on.
