@@ -37,7 +37,7 @@ build-guest: wasm-target
     cp "{{guest_release}}/app.wasm" build/app.wasm
     cp "{{guest_release}}/router.wasm" build/router.wasm
     cp "{{guest_release}}/middleware.wasm" build/middleware.wasm
-    @echo "built build/app.wasm and build/router.wasm"
+    @echo "built build/app.wasm, build/router.wasm and build/middleware.wasm"
 
 # Build the example app only (what `just dev` reruns on each change): build/app.wasm.
 build-app: wasm-target

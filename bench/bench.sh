@@ -156,8 +156,8 @@ start pinned-wasmtime-p3-default / $pin wasmtime serve -Scli -Skeyvalue -Sconfig
 # in front of the p3 handler: linked by the host, and composed into one component.
 start pinned-p3-middleware / $pin $BIN/switchyard serve "$p3" --router "$p3mw" "${plain[@]}" --listen 127.0.0.1:0
 start pinned-middleware-composed / $pin $BIN/switchyard serve "$W/middleware-composed.wasm" "${plain[@]}" --listen 127.0.0.1:0
-start pinned-wasmtime-middleware-composed-fresh / $pin wasmtime serve -Scli -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
-start pinned-wasmtime-middleware-composed-default / $pin wasmtime serve -Scli --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
+start pinned-wasmtime-middleware-composed-fresh / $pin wasmtime serve -Scli -Skeyvalue -Sconfig -O "$pooling" --max-instance-reuse-count 1 --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
+start pinned-wasmtime-middleware-composed-default / $pin wasmtime serve -Scli -Skeyvalue -Sconfig --addr 127.0.0.1:0 "$W/middleware-composed.wasm"
 start pinned-cache-hit /cached $pin $BIN/switchyard serve --config "$work/switchyard.toml" --listen 127.0.0.1:0
 start pinned-native-fetch "/fetch?url=http://$backend/a" $pin $BIN/examples/native_site
 start pinned-fetch "/fetch?url=http://$backend/a" $pin $BIN/switchyard serve "$p2proxy" --config "$work/fetch.toml" --listen 127.0.0.1:0

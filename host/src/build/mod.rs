@@ -53,6 +53,7 @@ pub(crate) enum HttpExport {
 
 /// A middleware of the chain in front of the app, linked by the host.
 pub(crate) struct Middleware {
+    pub(crate) path: PathBuf,
     pub(crate) handler: P3Handler,
 }
 
@@ -151,12 +152,15 @@ impl Build {
             );
         }
         let p3 = kind.needs_concurrency() || !routers.middleware.is_empty();
+        // Each request in flight holds an instance of every link of the chain.
+        let links = 1 + routers.middleware.len() as u32;
         let engine = engine::engine(&EngineSettings {
             // Room for the requests in flight, the idle instances kept for
             // reuse, and startup's own instance.
-            max_instances: limits
-                .max_concurrent_requests
-                .saturating_add(2 * pool::MAX_IDLE + 1),
+            max_instances: (limits.max_concurrent_requests)
+                .saturating_add(2 * pool::MAX_IDLE)
+                .saturating_mul(links)
+                .saturating_add(1),
             max_memory: limits.max_memory,
             concurrency: p3,
         })?;
@@ -202,6 +206,7 @@ impl Build {
             let component = component::compile(&engine, bytes, &what, cache, metrics)?;
             let instance_pre = engine::link(&linker, &component, &what)?;
             chain.push(Middleware {
+                path: path.clone(),
                 handler: p3_handler(instance_pre, &what)?,
             });
         }
@@ -266,7 +271,7 @@ impl Build {
             .chain(config.routes.iter().map(|r| r.path.as_str()));
         build.route_labels = RouteLabels::new(patterns, &build.pages);
         build.check_route_pages()?;
-        check_memory_budget(&build.resolved)?;
+        check_memory_budget(&build.resolved, build.middleware.len() + 1)?;
         Ok(build)
     }
 
@@ -427,12 +432,15 @@ fn store_settings(
     })
 }
 
-/// `max_concurrent_requests x max_memory` against `limits.memory_budget`
-/// (default: the machine's memory): an error past a budget that was set,
-/// a warning past the machine's.
-fn check_memory_budget(resolved: &Resolved) -> Result<()> {
+/// `max_concurrent_requests x max_memory` (x the `links` of the chain, each
+/// with an instance of its own) against `limits.memory_budget` (default:
+/// the machine's memory): an error past a budget that was set, a warning
+/// past the machine's.
+fn check_memory_budget(resolved: &Resolved, links: usize) -> Result<()> {
     let limits = &resolved.config.limits;
-    let worst = u64::from(limits.max_concurrent_requests).saturating_mul(limits.max_memory);
+    let worst = u64::from(limits.max_concurrent_requests)
+        .saturating_mul(limits.max_memory)
+        .saturating_mul(links as u64);
     let (budget, what) = match limits.memory_budget {
         Some(budget) => (budget, "limits.memory_budget"),
         None => match crate::config::machine_memory() {
@@ -443,10 +451,14 @@ fn check_memory_budget(resolved: &Resolved) -> Result<()> {
     if worst <= budget {
         return Ok(());
     }
+    let chain = match links {
+        1 => String::new(),
+        n => format!(" x {n} instances a request (the app and its middleware)"),
+    };
     let message = format!(
-        "limits.max_concurrent_requests ({}) x limits.max_memory ({}) = {} is more than {what} \
-         ({}): requests that all use their allowance at once would run out; lower one of them, \
-         or set limits.memory_budget",
+        "limits.max_concurrent_requests ({}) x limits.max_memory ({}){chain} = {} is more than \
+         {what} ({}): requests that all use their allowance at once would run out; lower one of \
+         them, or set limits.memory_budget",
         limits.max_concurrent_requests,
         bytesize::ByteSize(limits.max_memory).display().iec(),
         bytesize::ByteSize(worst).display().iec(),

@@ -81,7 +81,12 @@ fn a_plain_middleware_stands_in_front_of_every_kind_of_app() {
         assert_eq!(get(address, "/trap").status, 500, "{name}");
         assert_eq!(get(address, "/").status, 200, "{name}: serves on");
         let log = server.stderr();
-        assert!(log.contains("Error occurred handling /mw/trap"), "{log}");
+        assert!(
+            log.contains(&format!(
+                "Error occurred handling /mw/trap the middleware `{P3_MIDDLEWARE_COMPONENT}` failed"
+            )),
+            "{log}"
+        );
         assert!(log.contains("Error occurred handling /trap "), "{log}");
         assert!(
             !log.contains("the handler behind this middleware failed"),
@@ -390,4 +395,33 @@ fn each_link_reuses_its_own_instances_when_asked() {
         .find(|line| line.starts_with("switchyard_instances_total{result=\"created\"}"))
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(created.ends_with(" 2"), "one instance per link: {created}");
+}
+
+#[test]
+fn limits_hold_through_a_chain_with_the_status_of_the_link_that_failed() {
+    let dir = config_dir("[limits]\nrequest_timeout = \"1s\"\nmax_request_body = \"1KiB\"\n");
+    for app in [P2_PROXY_COMPONENT, P3_HANDLER_COMPONENT] {
+        let server = serve_in(dir.path(), &[app, "--router", P3_MIDDLEWARE_COMPONENT]);
+        let address = server.address;
+        // The app behind the middleware loops or sleeps past the timeout:
+        // 504, as without the middleware, and the server serves on.
+        assert_eq!(get(address, "/loop").status, 504, "{app}");
+        assert_eq!(get(address, "/slow?ms=3000").status, 504, "{app}");
+        // A body over the limit is 413 through the middleware too.
+        let big = vec![b'x'; 4096];
+        assert_eq!(
+            request(address, "POST", "/echo", &[], &big).status,
+            413,
+            "{app}"
+        );
+        let small = request(address, "POST", "/echo", &[], b"fits");
+        assert_eq!(
+            (small.status, small.text()),
+            (200, "fits".to_string()),
+            "{app}"
+        );
+        assert_eq!(get(address, "/").status, 200, "{app}: serves on");
+        let log = server.stderr();
+        assert!(log.contains("Error occurred handling /loop "), "{log}");
+    }
 }

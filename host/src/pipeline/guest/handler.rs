@@ -148,6 +148,7 @@ fn link(
             };
         };
         let handler = middleware.handler.clone();
+        let path = middleware.path.clone();
         let next = {
             let (build, too_large) = (build.clone(), too_large.clone());
             Next::new(move |request| {
@@ -162,7 +163,14 @@ fn link(
                 })
             })
         };
-        p3(&build, &handler, request, Some(next), too_large).await
+        p3(&build, &handler, request, Some(next), too_large)
+            .await
+            .map_err(|error| match error {
+                Error::Guest(error) => Error::Guest(
+                    error.context(format!("the middleware `{}` failed", path.display())),
+                ),
+                other => other,
+            })
     })
 }
 
@@ -299,9 +307,13 @@ async fn p2(
                 .abort_when_abandoned(task.abort_handle())
                 .boxed_unsync()
         })),
-        Ok(Err(code)) => Err(Error::Guest(format_err!(
-            "the app answered with an error: {code:?}"
-        ))),
+        Ok(Err(code)) => {
+            // Nothing it does after this reaches the client.
+            task.abort();
+            Err(Error::Guest(format_err!(
+                "the app answered with an error: {code:?}"
+            )))
+        }
         // The guest dropped the response-outparam: find out why.
         Err(_) => Err(match task.await {
             Ok(Ok(())) => Error::Guest(format_err!("the app returned without sending a response")),
