@@ -20,10 +20,12 @@ struct Site;
 impl Middleware for Site {
     async fn handle(mut request: Request) -> Result<Response, ErrorCode> {
         if let Some(rest) = request.path().strip_prefix("/old/") {
-            let rewritten = format!("/{rest}");
+            let rewritten = format!("/{}", rest.trim_start_matches('/'));
             request.set_path(&rewritten)?;
         }
-        if request.path().starts_with("/admin/") && !authorized(&request) {
+        // `//admin/` is `/admin/` to a lenient router: guard both.
+        let guarded = request.path().trim_start_matches('/').starts_with("admin/");
+        if guarded && !authorized(&request) {
             let denied = Response::text(401, "unauthorized: send Authorization: Bearer <token>\n");
             return Ok(stamped(denied.with_header("www-authenticate", "Bearer")));
         }

@@ -183,11 +183,11 @@ impl Build {
         };
         let response_cache = response_cache(&resolved, &app_bytes)?;
         let store = store_settings(&resolved, shared, response_cache.clone())?;
-        let p3_handler = |instance_pre, what: &str| -> Result<P3Handler> {
+        let performance = &config.performance;
+        let p3_handler = |instance_pre, what: &str, max_concurrent: u32| -> Result<P3Handler> {
             let pre = ServicePre::new(instance_pre).with_context(|| {
                 format!("{what} does not export the `wasi:http/handler@0.3.0` Switchyard serves")
             })?;
-            let performance = &config.performance;
             Ok(P3Handler::new(
                 pre,
                 P3Settings {
@@ -195,7 +195,7 @@ impl Build {
                     store: store.clone(),
                     timeout: limits.request_timeout,
                     max_uses: performance.instance_reuse as usize,
-                    max_concurrent: performance.instance_concurrency as usize,
+                    max_concurrent: max_concurrent as usize,
                     metrics: shared.metrics.clone(),
                 },
             ))
@@ -207,11 +207,16 @@ impl Build {
             let instance_pre = engine::link(&linker, &component, &what)?;
             chain.push(Middleware {
                 path: path.clone(),
-                handler: p3_handler(instance_pre, &what)?,
+                // One request at a time: the link behind is the request's.
+                handler: p3_handler(instance_pre, &what, 1)?,
             });
         }
         let http = if kind == AppKind::P3Handler {
-            HttpExport::P3(p3_handler(instance_pre, &app_name)?)
+            HttpExport::P3(p3_handler(
+                instance_pre,
+                &app_name,
+                performance.instance_concurrency,
+            )?)
         } else if routers.composed.is_empty() {
             HttpExport::P2(ProxyPre::new(instance_pre).with_context(|| {
                 format!("{app_name} does not export `wasi:http/incoming-handler@0.2.x`")

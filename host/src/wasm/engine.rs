@@ -2,7 +2,7 @@
 //!
 //! One [`Engine`] with the pooling allocator and epoch interruption, one
 //! epoch ticker thread for it, and a [`Linker`] with all of WASIp2 plus
-//! `wasi:http` (and WASIp3 for p3 apps).
+//! `wasi:http` (and WASIp3 for p3 apps and middleware).
 
 use super::store::Host;
 use std::time::Duration;
@@ -31,7 +31,8 @@ pub(crate) struct EngineSettings {
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: u64,
     /// The component model's concurrency support, which WASIp3 needs and
-    /// which makes every p2 instance slower: on only for p3 apps.
+    /// which makes every p2 instance slower: on only for p3 apps and
+    /// chains with middleware.
     pub(crate) concurrency: bool,
 }
 
@@ -40,9 +41,9 @@ pub(crate) fn engine(settings: &EngineSettings) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let instances = settings.max_instances;
     pool.total_component_instances(instances)
-        .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(instances * 2)
-        .total_tables(instances * TABLES_PER_COMPONENT)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
         .total_stacks(instances)
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
         // Keep the first pages of each memory and table mapped between

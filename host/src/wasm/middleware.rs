@@ -45,15 +45,16 @@ impl Next {
 /// The `wasi:http` hooks of a middleware's calls to the next link.
 #[derive(Default)]
 pub(crate) struct NextHooks {
-    /// Set as each request starts; every request one instance serves has
-    /// the same next link.
+    /// Set as each request starts: a middleware instance serves one request
+    /// at a time, and its calls go to that request's next link.
     pub(crate) next: Option<Next>,
 }
 
 impl WasiHttpHooks for NextHooks {
     /// A request passed on keeps the scheme it came with; one the
     /// middleware built without a scheme is `http`, as a request from a
-    /// client without TLS is.
+    /// client without TLS is. (It needs an authority all the same:
+    /// wasmtime-wasi-http refuses a request without one.)
     fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
         Some(http::uri::Scheme::HTTP)
     }
@@ -61,6 +62,8 @@ impl WasiHttpHooks for NextHooks {
     fn send_request(
         &mut self,
         request: Request<Body>,
+        // The next link is bounded by the host's own request timeout, not by
+        // timeouts the middleware asks for.
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), BodyError>> + Send>,
     ) -> Box<

@@ -113,6 +113,11 @@ fn the_example_middleware_routes_like_server_js_with_rewrites_auth_and_a_header(
     assert!(old.text().contains("Hello, rewritten!"), "{}", old.text());
 
     // The auth check answers 401 itself; with the token, the app answers.
+    assert_eq!(
+        get(address, "/old//admin/settings").status,
+        401,
+        "a rewrite cannot get past the guard"
+    );
     let denied = get(address, "/admin/settings");
     assert_eq!(denied.status, 401);
     assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
@@ -423,5 +428,29 @@ fn limits_hold_through_a_chain_with_the_status_of_the_link_that_failed() {
         assert_eq!(get(address, "/").status, 200, "{app}: serves on");
         let log = server.stderr();
         assert!(log.contains("Error occurred handling /loop "), "{log}");
+    }
+}
+
+#[test]
+fn a_middleware_has_one_call_open_at_a_time_and_the_scheme_is_the_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    for app in [P2_PROXY_COMPONENT, P3_HANDLER_COMPONENT] {
+        let server = serve_in(dir.path(), &[app, "--router", P3_MIDDLEWARE_COMPONENT]);
+        // Two calls at once: one is served, the other refused with an error
+        // code (each would hold an instance of the app).
+        let twice = get(server.address, "/mw/twice").text();
+        assert!(
+            twice == "first 200, second error" || twice == "first error, second 200",
+            "{app}: {twice}"
+        );
+        // A plain-TCP client cannot claim https with an absolute-form target.
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(server.address).unwrap();
+        stream
+            .write_all(b"GET https://localhost/headers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.contains("scheme: http\n"), "{app}: {answer}");
     }
 }

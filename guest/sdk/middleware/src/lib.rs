@@ -139,7 +139,9 @@ impl Request {
         Ok(())
     }
 
-    /// Add header `name: value` before the request is passed on.
+    /// Add header `name: value` before the request is passed on. A name or
+    /// value HTTP does not allow, or one the host keeps for itself, is
+    /// left out.
     pub fn with_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
         self.added.push((name.to_ascii_lowercase(), value.into()));
         self
@@ -193,7 +195,8 @@ impl Response {
         )
     }
 
-    /// A response of `status` with `body` of `content_type`.
+    /// A response of `status` with `body` of `content_type`. A status
+    /// outside 100 to 999, which HTTP has no room for, makes it a 500.
     pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         let headers = Fields::new();
         let _ = headers.set("content-type", &[content_type.as_bytes().to_vec()]);
@@ -203,12 +206,14 @@ impl Response {
         });
         let (_, trailers) = wit_future::new(|| Ok(None));
         let (raw, _sent) = RawResponse::new(headers, Some(contents), trailers);
-        let _ = raw.set_status_code(status);
+        if raw.set_status_code(status).is_err() {
+            let _ = raw.set_status_code(500);
+        }
         Self::from_raw(raw)
     }
 
-    /// A redirect (`status` 301, 302, 303, 307 or 308) to `location`, which
-    /// is percent-encoded where it needs to be.
+    /// A redirect to `location`, which is percent-encoded where it needs to
+    /// be; `status` should be 301, 302, 303, 307 or 308.
     pub fn redirect(status: u16, location: &str) -> Self {
         let location = percent_encoding::utf8_percent_encode(location, LOCATION).to_string();
         Self::text(status, format!("redirecting to {location}")).with_header("location", location)
@@ -228,7 +233,9 @@ impl Response {
             .and_then(|value| String::from_utf8(value).ok())
     }
 
-    /// Add header `name: value` (the body is left as it is).
+    /// Add header `name: value` (the body is left as it is). A name or
+    /// value HTTP does not allow, or one the host keeps for itself
+    /// (`connection`, `transfer-encoding`, ...), is left out.
     pub fn with_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
         self.added.push((name.to_ascii_lowercase(), value.into()));
         self

@@ -8,6 +8,7 @@
 //! | `/mw/deny` | answers 401 `denied by p3-middleware` itself |
 //! | `/mw/trap` | panics |
 //! | `/mw/rewrite/REST` | passes the request on as `/REST` (query kept) |
+//! | `/mw/twice` | calls the next handler for `/` twice at once; answers each outcome |
 //! | anything else | passes it on unchanged |
 //!
 //! Every request passed on gets `x-middleware-in: p3-middleware`, and every
@@ -58,6 +59,9 @@ impl exports::wasi::http::handler::Guest for Middleware {
         if target == "/mw/trap" {
             panic!("/mw/trap panics on purpose");
         }
+        if target == "/mw/twice" {
+            return Ok(twice(&request).await);
+        }
         if let Some(rest) = target.strip_prefix("/mw/rewrite/") {
             request
                 .set_path_with_query(Some(&format!("/{rest}")))
@@ -67,6 +71,47 @@ impl exports::wasi::http::handler::Guest for Middleware {
         let response = wasi::http::handler::handle(request).await?;
         Ok(response_with_header(response, b"x-middleware"))
     }
+}
+
+/// Call the next handler for `/` twice at once, as `request` came (its
+/// scheme and authority): `first STATUS|error, second STATUS|error`.
+async fn twice(request: &Request) -> Response {
+    let get = || {
+        let (_, trailers) = wit_future::new(|| Ok(None));
+        let (new, _sent) = Request::new(Fields::new(), None, trailers, None);
+        let _ = new.set_path_with_query(Some("/"));
+        let _ = new.set_scheme(request.get_scheme().as_ref());
+        let _ = new.set_authority(request.get_authority().as_deref());
+        wasi::http::handler::handle(new)
+    };
+    let mut first = std::pin::pin!(get());
+    let mut second = std::pin::pin!(get());
+    let (mut a, mut b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if a.is_none()
+            && let std::task::Poll::Ready(answer) = first.as_mut().poll(cx)
+        {
+            a = Some(answer);
+        }
+        if b.is_none()
+            && let std::task::Poll::Ready(answer) = second.as_mut().poll(cx)
+        {
+            b = Some(answer);
+        }
+        match a.is_some() && b.is_some() {
+            true => std::task::Poll::Ready(()),
+            false => std::task::Poll::Pending,
+        }
+    })
+    .await;
+    let outcome = |answer: Option<Result<Response, ErrorCode>>| match answer {
+        Some(Ok(response)) => response.get_status_code().to_string(),
+        _ => "error".to_string(),
+    };
+    text(
+        200,
+        format!("first {}, second {}", outcome(a), outcome(b)).as_bytes(),
+    )
 }
 
 /// `request`, with `name: p3-middleware` added to its (immutable) headers.

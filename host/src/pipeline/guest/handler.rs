@@ -53,20 +53,41 @@ where
             too_large.clone(),
         )
     });
+    // The scheme is the connection's: a client's absolute-form target
+    // (`GET https://host/ HTTP/1.1` over plain TCP) cannot claim another.
+    let scheme = crate::server::scheme_of(&request);
+    if request
+        .uri()
+        .scheme()
+        .is_some_and(|claimed| *claimed != scheme)
+    {
+        let mut parts = request.uri().clone().into_parts();
+        parts.scheme = Some(scheme);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         // HTTP/1.0 clients may send no Host; wasi:http requires an authority.
         request
             .headers_mut()
             .insert(header::HOST, header::HeaderValue::from_static("localhost"));
     }
-    let failures = Failures::default();
+    // Held until the response ends: while it is, the middleware may call
+    // the links behind it.
+    let serving = Arc::new(());
+    let calls = Calls::new(&serving);
     let build = Arc::clone(&admitted);
-    let answer = link(build, 0, request, &too_large, &failures)
+    let answer = link(build, 0, request, &too_large, &calls)
         .await
-        // The body holds the admission: the instances may live on.
-        .map(|response| response.map(|body| GuestBody::new(body, admitted).boxed_unsync()));
+        // The body holds the admission (the instances may live on), and
+        // with it the middleware's right to call the links behind it.
+        .map(|response| {
+            let guard = (admitted, serving);
+            response.map(|body| GuestBody::new(body, guard).boxed_unsync())
+        });
     // A link behind a middleware that failed is why the middleware did.
-    let answer = match (answer, failures.first()) {
+    let answer = match (answer, calls.first_failure()) {
         (Err(_), Some(first)) => Err(first),
         (Ok(response), Some(first)) => {
             tracing::warn!(
@@ -124,16 +145,15 @@ where
 
 /// Hand `request` to link `index` of the chain: the build's middleware in
 /// order, then the app's own handler. A middleware's calls to the next
-/// link come back here with `index + 1`; what failed there is kept in
-/// `failures`.
+/// link come back here with `index + 1`, under `calls`' rules.
 fn link(
     build: Arc<Build>,
     index: usize,
     request: Request<Body>,
     too_large: &Arc<AtomicBool>,
-    failures: &Failures,
+    calls: &Calls,
 ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> {
-    let (too_large, failures) = (too_large.clone(), failures.clone());
+    let (too_large, calls) = (too_large.clone(), calls.clone());
     Box::pin(async move {
         let Some(middleware) = build.middleware.get(index) else {
             return match &build.http {
@@ -149,20 +169,7 @@ fn link(
         };
         let handler = middleware.handler.clone();
         let path = middleware.path.clone();
-        let next = {
-            let (build, too_large) = (build.clone(), too_large.clone());
-            Next::new(move |request| {
-                let answer = link(build.clone(), index + 1, request, &too_large, &failures);
-                let failures = failures.clone();
-                Box::pin(async move {
-                    answer.await.map_err(|error| {
-                        let code = error.code();
-                        failures.record(error);
-                        code
-                    })
-                })
-            })
-        };
+        let next = next_link(build.clone(), index + 1, too_large.clone(), calls);
         p3(&build, &handler, request, Some(next), too_large)
             .await
             .map_err(|error| match error {
@@ -174,19 +181,77 @@ fn link(
     })
 }
 
-/// The failures of links behind a middleware, for one request.
-#[derive(Clone, Default)]
-struct Failures(Arc<std::sync::Mutex<Option<Error>>>);
+/// What a middleware's `handler` import calls: link `index`, one call at a
+/// time (each holds an instance of every link behind it, which the pool
+/// and `limits` count once a request), and only while the request is
+/// being served.
+fn next_link(build: Arc<Build>, index: usize, too_large: Arc<AtomicBool>, calls: Calls) -> Next {
+    let gate = Arc::new(tokio::sync::Semaphore::new(1));
+    Next::new(move |mut request| {
+        let (build, too_large, calls, gate) = (
+            build.clone(),
+            too_large.clone(),
+            calls.clone(),
+            gate.clone(),
+        );
+        Box::pin(async move {
+            let refused = |why: &str| BodyError::InternalError(Some(why.to_string()));
+            let Some(_alive) = calls.alive.upgrade() else {
+                return Err(refused("the request this middleware served has ended"));
+            };
+            let Ok(permit) = gate.try_acquire_owned() else {
+                return Err(refused(
+                    "this middleware already has a call to the next handler open",
+                ));
+            };
+            // The middleware speaks for the connection: what it passes on as
+            // `https` is served as such.
+            if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+                request.extensions_mut().insert(crate::server::Https);
+            }
+            match link(build, index, request, &too_large, &calls).await {
+                // The call is open until its body ends.
+                Ok(response) => {
+                    Ok(response.map(|body| GuestBody::new(body, permit).boxed_unsync()))
+                }
+                Err(error) => {
+                    let code = error.code();
+                    calls.record(error);
+                    Err(code)
+                }
+            }
+        })
+    })
+}
 
-impl Failures {
+/// One request's calls through its chain: whether it is still being
+/// served, and the first failure of a link behind a middleware.
+#[derive(Clone)]
+struct Calls {
+    /// Alive while the request is being served.
+    alive: std::sync::Weak<()>,
+    failure: Arc<std::sync::Mutex<Option<Error>>>,
+}
+
+impl Calls {
+    fn new(serving: &Arc<()>) -> Self {
+        Self {
+            alive: Arc::downgrade(serving),
+            failure: Arc::default(),
+        }
+    }
+
     /// Keep `error` if it is the first.
     fn record(&self, error: Error) {
-        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut first = self.failure.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert(error);
     }
 
-    fn first(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    fn first_failure(&self) -> Option<Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -243,10 +308,10 @@ async fn p2(
         trace.clone(),
     );
     let http = &mut reusable.store.data_mut().http();
-    // A request a middleware passed on says its scheme in its URI.
-    let https = request.extensions().get::<crate::server::Https>().is_some()
-        || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
-    let scheme = if https { Scheme::Https } else { Scheme::Http };
+    let scheme = match request.extensions().get::<crate::server::Https>() {
+        Some(_) => Scheme::Https,
+        None => Scheme::Http,
+    };
     let incoming = http.new_incoming_request(scheme, request)?;
     let out = http.new_response_outparam(sender)?;
     let timeout = build.settings.timeout;
