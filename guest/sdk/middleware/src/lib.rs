@@ -117,11 +117,7 @@ impl Request {
 
     /// The first value of header `name` (any case), if it is text.
     pub fn header(&self, name: &str) -> Option<String> {
-        let values = self.raw.get_headers().get(&name.to_ascii_lowercase());
-        values
-            .into_iter()
-            .next()
-            .and_then(|value| String::from_utf8(value).ok())
+        first_text(&self.raw.get_headers(), name)
     }
 
     /// Rewrite the request: the handler behind sees `path` (which may carry
@@ -153,10 +149,7 @@ impl Request {
             return self.raw;
         }
         let raw = self.raw;
-        let headers = raw.get_headers().clone();
-        for (name, value) in self.added {
-            let _ = headers.append(&name, &value);
-        }
+        let headers = with_added(&raw.get_headers(), self.added);
         let (method, target) = (raw.get_method(), raw.get_path_with_query());
         let (scheme, authority) = (raw.get_scheme(), raw.get_authority());
         let options = raw.get_options();
@@ -226,11 +219,7 @@ impl Response {
 
     /// The first value of header `name` (any case), if it is text.
     pub fn header(&self, name: &str) -> Option<String> {
-        let values = self.raw.get_headers().get(&name.to_ascii_lowercase());
-        values
-            .into_iter()
-            .next()
-            .and_then(|value| String::from_utf8(value).ok())
+        first_text(&self.raw.get_headers(), name)
     }
 
     /// Add header `name: value` (the body is left as it is). A name or
@@ -247,10 +236,7 @@ impl Response {
             return self.raw;
         }
         let raw = self.raw;
-        let headers = raw.get_headers().clone();
-        for (name, value) in self.added {
-            let _ = headers.append(&name, &value);
-        }
+        let headers = with_added(&raw.get_headers(), self.added);
         let status = raw.get_status_code();
         let (_, done) = wit_future::new(|| Ok(()));
         let (body, trailers) = RawResponse::consume_body(raw, done);
@@ -258,6 +244,26 @@ impl Response {
         let _ = new.set_status_code(status);
         new
     }
+}
+
+/// The first value of header `name` (any case) in `headers`, if it is text.
+fn first_text(headers: &Fields, name: &str) -> Option<String> {
+    let values = headers.get(&name.to_ascii_lowercase());
+    values
+        .into_iter()
+        .next()
+        .and_then(|value| String::from_utf8(value).ok())
+}
+
+/// A mutable copy of `headers` (those of a request or response are not),
+/// with `added` appended; a header HTTP or the host does not allow is left
+/// out.
+fn with_added(headers: &Fields, added: Vec<(String, Vec<u8>)>) -> Fields {
+    let copy = headers.clone();
+    for (name, value) in added {
+        let _ = copy.append(&name, &value);
+    }
+    copy
 }
 
 /// What a `Location` keeps as it is: everything a URL may hold but
