@@ -9,6 +9,7 @@
 //! | `/mw/trap` | panics |
 //! | `/mw/rewrite/REST` | passes the request on as `/REST` (query kept) |
 //! | `/mw/twice` | calls the next handler for `/` twice at once; answers each outcome |
+//! | `/mw/late` | answers `early` at once, then 300 ms later calls the next handler for `/` and prints `late call: STATUS\|error` to stderr |
 //! | anything else | passes it on unchanged |
 //!
 //! Every request passed on gets `x-middleware-in: p3-middleware`, and every
@@ -61,6 +62,23 @@ impl exports::wasi::http::handler::Guest for Middleware {
         }
         if target == "/mw/twice" {
             return Ok(twice(&request).await);
+        }
+        if target == "/mw/late" {
+            let (scheme, authority) = (request.get_scheme(), request.get_authority());
+            wasip3::spawn_local(async move {
+                wasip3::clocks::monotonic_clock::wait_for(300_000_000).await;
+                let (_, trailers) = wit_future::new(|| Ok(None));
+                let (late, _sent) = Request::new(Fields::new(), None, trailers, None);
+                let _ = late.set_path_with_query(Some("/"));
+                let _ = late.set_scheme(scheme.as_ref());
+                let _ = late.set_authority(authority.as_deref());
+                let outcome = match wasi::http::handler::handle(late).await {
+                    Ok(response) => response.get_status_code().to_string(),
+                    Err(_) => "error".to_string(),
+                };
+                eprintln!("late call: {outcome}");
+            });
+            return Ok(text(200, b"early"));
         }
         if let Some(rest) = target.strip_prefix("/mw/rewrite/") {
             request
