@@ -153,22 +153,30 @@ impl RequestHandler {
 }
 
 /// Give `request` its path's canonical form (`/%61` is `/a`), which the
-/// cache, host routes, redirects, static files and the guest all see.
+/// cache, host routes, redirects, static files and the guest all see, and
+/// the connection's scheme: a client's absolute-form target (`GET
+/// https://host/ HTTP/1.1` over plain TCP) cannot claim another.
 fn canonicalize<B>(request: &mut Request<B>) {
     let uri = request.uri();
-    let Some(path) = routing::canonical_path(uri.path()) else {
+    let scheme = crate::server::scheme_of(request);
+    let wrong_scheme = uri.scheme().is_some_and(|claimed| *claimed != scheme);
+    let path = routing::canonical_path(uri.path());
+    if path.is_none() && !wrong_scheme {
         return;
-    };
-    let path_and_query = match uri.query() {
+    }
+    let mut parts = uri.clone().into_parts();
+    if wrong_scheme {
+        parts.scheme = Some(scheme);
+    }
+    let path_and_query = path.map(|path| match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path,
-    };
-    let mut parts = uri.clone().into_parts();
-    if let Ok(path_and_query) = path_and_query.parse() {
+    });
+    if let Some(Ok(path_and_query)) = path_and_query.map(|text| text.parse()) {
         parts.path_and_query = Some(path_and_query);
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
-        }
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
     }
 }
 

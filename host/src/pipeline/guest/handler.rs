@@ -53,20 +53,6 @@ where
             too_large.clone(),
         )
     });
-    // The scheme is the connection's: a client's absolute-form target
-    // (`GET https://host/ HTTP/1.1` over plain TCP) cannot claim another.
-    let scheme = crate::server::scheme_of(&request);
-    if request
-        .uri()
-        .scheme()
-        .is_some_and(|claimed| *claimed != scheme)
-    {
-        let mut parts = request.uri().clone().into_parts();
-        parts.scheme = Some(scheme);
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
-        }
-    }
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         // HTTP/1.0 clients may send no Host; wasi:http requires an authority.
         request
