@@ -173,6 +173,26 @@ impl Browser {
         }
     }
 
+    /// Wait until the `css` element's text is no longer `before` (the page
+    /// reloads meanwhile, so the element may vanish or go stale in between).
+    async fn wait_for_text_other_than(&self, css: &str, before: &str, within: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+                && !text.is_empty()
+                && text != before
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "`{css}` still shows {before:?} after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn screenshot(&self, name: &str) {
         let dir = root().join("target").join("browser");
         std::fs::create_dir_all(&dir).unwrap();
@@ -548,18 +568,9 @@ async fn in_dev_mode_a_cached_compressed_page_reloads_itself_too() {
     let staged = dir.path().join("app.wasm.new");
     std::fs::copy(APP_COMPONENT, &staged).unwrap();
     std::fs::rename(&staged, &app).unwrap();
-    let started = Instant::now();
-    loop {
-        let now = browser.text("#rendered").await;
-        if now != before {
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "the cached page never reloaded: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    browser
+        .wait_for_text_other_than("#rendered", &before, REBUILD)
+        .await;
     assert_eq!(browser.path().await, "/cached", "the same tab, reloaded");
     browser.close().await;
 }
