@@ -28,10 +28,16 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The largest HTML page the script is added to; larger ones go unchanged.
 const MAX_PAGE: usize = 16 * 1024 * 1024;
 
-/// Added at the end of every HTML page in dev mode.
-const RELOAD_SCRIPT: &str = "<script>/* switchyard dev: reload after each build */\
-new EventSource(\"/_switchyard/events\").addEventListener(\"reload\",()=>location.reload());\
-</script>";
+/// Added at the end of every HTML page in dev mode: it reloads the tab
+/// when the event stream names a build other than the page's own `build`,
+/// so a build that lands before the stream connects reloads the tab too.
+fn reload_script(build: &str) -> String {
+    format!(
+        "<script>/* switchyard dev: reload after each build */\
+         new EventSource(\"{EVENTS_PATH}\").addEventListener(\"build\",e=>{{if(e.data!==\"{build}\")location.reload()}});\
+         </script>"
+    )
+}
 
 layer! {
     /// Adds dev mode's answers and the reload script to a service, in dev
@@ -55,12 +61,15 @@ layer! {
         if let Some(output) = dev.build_error()
             && wants_page(request.method(), request.headers())
         {
-            let page = build_error_page(&output);
+            let page = build_error_page(&output, &dev.build());
             return Box::pin(async move { Ok(page) });
         }
         let method = request.method().clone();
+        // Named before it answers: should a build be swapped in meanwhile,
+        // the tab reloads once more rather than keep a page of the old one.
+        let build = dev.build();
         let answer: ResponseFuture = Box::pin(this.inner.call(request));
-        Box::pin(async move { Ok(add_reload_script(&method, answer.await?).await) })
+        Box::pin(async move { Ok(add_reload_script(&method, answer.await?, &build).await) })
     }
 }
 
@@ -131,12 +140,16 @@ fn forbidden() -> Response<Body> {
     response
 }
 
-/// The event stream: `event: reload` after each swap or failed build.
+/// The event stream: `event: build` with the build in use as it connects,
+/// and again after each swap or failed build.
 fn events(dev: &Dev) -> Response<Body> {
+    let (now, later) = dev.subscribe();
+    let build = |name: &str| Bytes::from(format!("event: build\ndata: {name}\n\n"));
     // Reconnect quickly when the server restarts.
-    let hello = tokio_stream::once(Bytes::from_static(b"retry: 500\n\n"));
-    let reloads = BroadcastStream::new(dev.subscribe())
-        .map(|_| Bytes::from_static(b"event: reload\ndata: \n\n"));
+    let hello = tokio_stream::iter([Bytes::from_static(b"retry: 500\n\n"), build(&now)]);
+    // A receiver that lagged behind gets the builds still queued: the
+    // last one names the build in use.
+    let reloads = BroadcastStream::new(later).filter_map(move |name| Some(build(&name.ok()?)));
     let pings = IntervalStream::new(tokio::time::interval(KEEP_ALIVE))
         .skip(1)
         .map(|_| Bytes::from_static(b": ping\n\n"));
@@ -168,7 +181,7 @@ fn wants_page(method: &Method, headers: &http::HeaderMap) -> bool {
 
 /// The page that shows a failed build's output (escaped), and reloads
 /// itself when a build succeeds.
-fn build_error_page(output: &str) -> Response<Body> {
+fn build_error_page(output: &str, build: &str) -> Response<Body> {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>Build failed · switchyard dev</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\
@@ -178,8 +191,9 @@ fn build_error_page(output: &str) -> Response<Body> {
          pre{{background:#12151c;padding:1rem;border-radius:8px;overflow-x:auto;white-space:pre-wrap;line-height:1.45}}\
          </style>\n</head>\n<body>\n<main>\n<h1>Build failed</h1>\n\
          <p>The last good build is still serving everything else. Fix the error and save: this page reloads itself.</p>\n\
-         <pre id=\"build-error\">{}</pre>\n</main>\n{RELOAD_SCRIPT}\n</body>\n</html>\n",
-        escape_html(output)
+         <pre id=\"build-error\">{}</pre>\n</main>\n{}\n</body>\n</html>\n",
+        escape_html(output),
+        reload_script(build)
     );
     let mut response = Response::new(full(page));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -194,7 +208,11 @@ fn build_error_page(output: &str) -> Response<Body> {
 
 /// `response` with the reload script before its `</body>` (or at its end),
 /// if it is an HTML page with a body.
-async fn add_reload_script(method: &Method, response: Response<Body>) -> Response<Body> {
+async fn add_reload_script(
+    method: &Method,
+    response: Response<Body>,
+    build: &str,
+) -> Response<Body> {
     let is_html = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -219,9 +237,10 @@ async fn add_reload_script(method: &Method, response: Response<Body>) -> Respons
         }
     };
     let at = find_last_ignore_case(&page, b"</body>").unwrap_or(page.len());
-    let mut with_script = BytesMut::with_capacity(page.len() + RELOAD_SCRIPT.len());
+    let script = reload_script(build);
+    let mut with_script = BytesMut::with_capacity(page.len() + script.len());
     with_script.extend_from_slice(&page[..at]);
-    with_script.extend_from_slice(RELOAD_SCRIPT.as_bytes());
+    with_script.extend_from_slice(script.as_bytes());
     with_script.extend_from_slice(&page[at..]);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::ETAG);
@@ -274,21 +293,24 @@ mod tests {
 
     #[tokio::test]
     async fn the_script_goes_before_the_end_of_the_body() {
-        let page = add_reload_script(&Method::GET, html("<body><p>x</p></BODY></html>")).await;
+        let script = reload_script("1.2");
+        assert!(script.contains(r#"if(e.data!=="1.2")location.reload()"#));
+        let page =
+            add_reload_script(&Method::GET, html("<body><p>x</p></BODY></html>"), "1.2").await;
         assert!(page.headers().get(header::CONTENT_LENGTH).is_none());
         assert_eq!(
             text(page).await,
-            format!("<body><p>x</p>{RELOAD_SCRIPT}</BODY></html>")
+            format!("<body><p>x</p>{script}</BODY></html>")
         );
-        let fragment = add_reload_script(&Method::GET, html("<p>x</p>")).await;
-        assert_eq!(text(fragment).await, format!("<p>x</p>{RELOAD_SCRIPT}"));
-        let head = add_reload_script(&Method::HEAD, html("<p>x</p>")).await;
+        let fragment = add_reload_script(&Method::GET, html("<p>x</p>"), "1.2").await;
+        assert_eq!(text(fragment).await, format!("<p>x</p>{script}"));
+        let head = add_reload_script(&Method::HEAD, html("<p>x</p>"), "1.2").await;
         assert_eq!(text(head).await, "<p>x</p>");
     }
 
     #[tokio::test]
     async fn the_error_page_escapes_the_output() {
-        let page = build_error_page("error: <script>alert(1)</script> & \"x\"");
+        let page = build_error_page("error: <script>alert(1)</script> & \"x\"", "1.2");
         assert_eq!(page.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = text(page).await;
         assert!(body.contains("error: &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"));

@@ -20,19 +20,31 @@ use crate::config::ConfigError;
 use arc_swap::ArcSwapOption;
 use command::BuildCommand;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use wasmtime::Result;
 
-/// Dev mode's state: reload events for open tabs, and the output of the
-/// last build if it failed.
+/// Dev mode's state: the build open tabs should show, and the output of
+/// the last build if it failed.
 pub(crate) struct Dev {
-    events: broadcast::Sender<()>,
+    /// This server's builds, each named `{started}.{count}`: a page names
+    /// the build it was served with, and reloads when the event stream
+    /// names another (a later build, or another server after a restart).
+    started: u128,
+    builds: AtomicU64,
+    events: broadcast::Sender<String>,
     build_error: ArcSwapOption<String>,
 }
 
 impl Dev {
     pub(crate) fn new() -> Arc<Self> {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
         Arc::new(Self {
+            started,
+            builds: AtomicU64::new(0),
             events: broadcast::channel(16).0,
             build_error: ArcSwapOption::empty(),
         })
@@ -79,14 +91,22 @@ impl Dev {
         Ok(())
     }
 
-    /// Reload events, one per swap or failed build.
-    fn subscribe(&self) -> broadcast::Receiver<()> {
-        self.events.subscribe()
+    /// The build in use now, and each one after it as it comes (one per
+    /// swap or failed build).
+    fn subscribe(&self) -> (String, broadcast::Receiver<String>) {
+        let later = self.events.subscribe();
+        (self.build(), later)
     }
 
-    /// Tell open tabs to reload.
+    /// The name of the build in use.
+    fn build(&self) -> String {
+        format!("{}.{}", self.started, self.builds.load(Ordering::SeqCst))
+    }
+
+    /// A new build is in use (or failed): tell open tabs to reload.
     fn reload(&self) {
-        let _ = self.events.send(());
+        self.builds.fetch_add(1, Ordering::SeqCst);
+        let _ = self.events.send(self.build());
     }
 
     /// The output of the last build, if it failed.

@@ -44,6 +44,39 @@ fn page_load(server: &Server, path: &str) -> switchyard_tests::Response {
     request(server.address, "GET", path, &[("accept", "text/html")], b"")
 }
 
+/// The build a dev page's reload script names.
+fn build_of(page: &str) -> String {
+    let (_, rest) = page
+        .split_once("if(e.data!==\"")
+        .unwrap_or_else(|| panic!("no build named in {page}"));
+    rest.split('"').next().unwrap().to_string()
+}
+
+/// The build the event stream names as it connects.
+fn build_announced(server: &Server) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.address).unwrap();
+    stream.set_read_timeout(Some(WITHIN)).unwrap();
+    write!(
+        stream,
+        "GET /_switchyard/events HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some((_, rest)) = text.split_once("event: build\ndata: ")
+            && let Some((build, _)) = rest.split_once('\n')
+        {
+            return build.to_string();
+        }
+        let read = stream.read(&mut buffer).expect("the event stream");
+        assert!(read > 0, "the event stream ended: {text}");
+        seen.extend_from_slice(&buffer[..read]);
+    }
+}
+
 #[test]
 fn build_and_watch_flags_rebuild_and_a_failed_build_shows_on_page_loads_only() {
     let dir = project();
@@ -62,13 +95,16 @@ fn build_and_watch_flags_rebuild_and_a_failed_build_shows_on_page_loads_only() {
         &[("RUST_LOG", "info")],
     );
     // Built once at start (there was nothing to serve before), then served
-    // with the reload script in its pages.
+    // with the reload script in its pages, which names the build; the
+    // event stream names the same one as it connects.
     let page = page_load(&server, "/a");
     assert_eq!(page.status, 200);
     assert!(
         page.text()
             .contains("new EventSource(\"/_switchyard/events\")")
     );
+    let first = build_of(&page.text());
+    assert_eq!(build_announced(&server), first);
 
     // A failed build: page loads show its output, everything else is served
     // by the last good build; the terminal has the output too.
@@ -87,9 +123,14 @@ fn build_and_watch_flags_rebuild_and_a_failed_build_shows_on_page_loads_only() {
     assert!(server.printed("error[E0425]: cannot find value `oops`"));
     assert!(server.printed("the build failed; still serving the last good build"));
 
-    // Fixed: page loads get the page again.
+    // Fixed: page loads get the page again. A tab still showing the first
+    // build's page, whose event stream connects only now, is told of a
+    // later build, and so reloads.
     std::fs::remove_file(dir.path().join("src/broken")).unwrap();
     until("the page back", || page_load(&server, "/a").status == 200);
+    let now = build_announced(&server);
+    assert_ne!(now, first);
+    assert_eq!(build_of(&page_load(&server, "/a").text()), now);
     // A change outside the watched globs builds nothing.
     let builds = server.output().matches("INFO building:").count();
     std::fs::write(dir.path().join("notes.txt"), "unwatched").unwrap();
