@@ -49,6 +49,12 @@ pub(crate) fn compile(
         metrics.compiled(None);
         return Ok(component);
     }
+    // A large component takes a while (a minute or more for some
+    // toolchains' output): say what the wait is for.
+    match &cache {
+        Some(_) => tracing::info!("compiling {what} (once: later starts load it from the cache)"),
+        None => tracing::info!("compiling {what}"),
+    }
     let started = std::time::Instant::now();
     let component = Component::from_binary(engine, bytes)
         .with_context(|| format!("failed to compile {what}"))?;
