@@ -67,6 +67,24 @@ fn a_plain_middleware_stands_in_front_of_every_kind_of_app() {
         );
         let stream = get(address, "/stream?n=3&ms=10");
         assert_eq!(stream.text(), "chunk 0\nchunk 1\nchunk 2\n", "{name}");
+        // A body the middleware re-streams from a task that outlives its
+        // `handle` (as a compressing one would) comes whole: a MiB sent,
+        // echoed by the app, and upper-cased on the way back.
+        let big = request(
+            address,
+            "POST",
+            "/mw/upper/echo",
+            &[("content-type", "text/x-a")],
+            &vec![b'a'; 1 << 20],
+        );
+        assert_eq!(big.status, 200, "{name}");
+        assert!(
+            big.body.len() == 1 << 20 && big.body.iter().all(|&byte| byte == b'A'),
+            "{name}: {} bytes",
+            big.body.len()
+        );
+        let upper = get(address, "/mw/upper/stream?n=3&ms=10");
+        assert_eq!(upper.text(), "CHUNK 0\nCHUNK 1\nCHUNK 2\n", "{name}");
 
         // It answers 401 itself, without the app.
         let denied = get(address, "/mw/deny");
@@ -297,6 +315,7 @@ fn a_composed_chain_answers_alike_under_switchyard_and_the_stock_wasmtime_serve(
         ("GET", "/old/mw/deny", &b""[..]),
         ("GET", "/admin/x", &b""[..]),
         ("GET", "/stream?n=3&ms=10", &b""[..]),
+        ("POST", "/mw/upper/echo", &b"shouted back"[..]),
         ("GET", "/nope", &b""[..]),
     ] {
         let answers: Vec<_> = [ours.address, linked.address, theirs.address]
@@ -320,6 +339,14 @@ fn a_composed_chain_answers_alike_under_switchyard_and_the_stock_wasmtime_serve(
             "composed vs linked by the host: {method} {path}"
         );
     }
+    let shouted = request(
+        theirs.address,
+        "POST",
+        "/mw/upper/echo",
+        &[],
+        b"shouted back",
+    );
+    assert_eq!(shouted.text(), "SHOUTED BACK");
     assert_eq!(get(theirs.address, "/mw/trap").status, 500);
     assert_eq!(get(ours.address, "/mw/trap").status, 500);
     // A middleware cannot be composed in front of a p2 app: the host links

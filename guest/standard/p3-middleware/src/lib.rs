@@ -8,6 +8,7 @@
 //! | `/mw/deny` | answers 401 `denied by p3-middleware` itself |
 //! | `/mw/trap` | panics |
 //! | `/mw/rewrite/REST` | passes the request on as `/REST` (query kept) |
+//! | `/mw/upper/REST` | passes the request on as `/REST`, and streams the answer's body back in upper case (no `content-length`), from a task that outlives `handle`, as a compressing middleware would |
 //! | `/mw/twice` | calls the next handler for `/` twice at once; answers each outcome |
 //! | `/mw/late` | answers `early` at once, then 300 ms later calls the next handler for `/` and prints `late call: STATUS\|error` to stderr |
 //! | anything else | passes it on unchanged |
@@ -79,6 +80,13 @@ impl exports::wasi::http::handler::Guest for Middleware {
                 eprintln!("late call: {outcome}");
             });
             return Ok(text(200, b"early"));
+        }
+        if let Some(rest) = target.strip_prefix("/mw/upper/") {
+            request
+                .set_path_with_query(Some(&format!("/{rest}")))
+                .map_err(|()| ErrorCode::InternalError(Some("bad rewrite".into())))?;
+            let response = wasi::http::handler::handle(request).await?;
+            return Ok(in_upper_case(response));
         }
         if let Some(rest) = target.strip_prefix("/mw/rewrite/") {
             request
@@ -157,6 +165,36 @@ fn response_with_header(response: Response, name: &[u8]) -> Response {
     let (_, done) = wit_future::new(|| Ok(()));
     let (body, trailers) = Response::consume_body(response, done);
     let (new, _sent) = Response::new(headers, Some(body), trailers);
+    let _ = new.set_status_code(status);
+    new
+}
+
+/// `response`, its body re-streamed in upper case by a task of its own
+/// (the length is no longer known up front, as with compression).
+fn in_upper_case(response: Response) -> Response {
+    let headers = response.get_headers().clone();
+    let _ = headers.delete("content-length");
+    let status = response.get_status_code();
+    let (_, done) = wit_future::new(|| Ok(()));
+    let (mut body, trailers) = Response::consume_body(response, done);
+    let (mut writer, contents) = wasip3::wit_stream::new();
+    wasip3::spawn_local(async move {
+        loop {
+            let (result, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+            if !chunk.is_empty()
+                && !writer
+                    .write_all(chunk.to_ascii_uppercase())
+                    .await
+                    .is_empty()
+            {
+                break; // whoever read the body went away
+            }
+            if !matches!(result, wasip3::wit_bindgen::StreamResult::Complete(_)) {
+                break;
+            }
+        }
+    });
+    let (new, _sent) = Response::new(headers, Some(contents), trailers);
     let _ = new.set_status_code(status);
     new
 }
