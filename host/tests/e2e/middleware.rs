@@ -316,6 +316,9 @@ fn a_composed_chain_answers_alike_under_switchyard_and_the_stock_wasmtime_serve(
         ("GET", "/admin/x", &b""[..]),
         ("GET", "/stream?n=3&ms=10", &b""[..]),
         ("POST", "/mw/upper/echo", &b"shouted back"[..]),
+        // `request-options` on a request passed on are the app's to read,
+        // as they are in a composition: no timeout of 1 ms cuts it short.
+        ("GET", "/mw/hurry/stream?n=2&ms=50", &b""[..]),
         ("GET", "/nope", &b""[..]),
     ] {
         let answers: Vec<_> = [ours.address, linked.address, theirs.address]
@@ -347,6 +350,8 @@ fn a_composed_chain_answers_alike_under_switchyard_and_the_stock_wasmtime_serve(
         b"shouted back",
     );
     assert_eq!(shouted.text(), "SHOUTED BACK");
+    let hurried = get(linked.address, "/mw/hurry/stream?n=2&ms=50");
+    assert_eq!(hurried.text(), "chunk 0\nchunk 1\n");
     assert_eq!(get(theirs.address, "/mw/trap").status, 500);
     assert_eq!(get(ours.address, "/mw/trap").status, 500);
     // A middleware cannot be composed in front of a p2 app: the host links

@@ -8,6 +8,7 @@
 //! | `/mw/deny` | answers 401 `denied by p3-middleware` itself |
 //! | `/mw/trap` | panics |
 //! | `/mw/rewrite/REST` | passes the request on as `/REST` (query kept) |
+//! | `/mw/hurry/REST` | passes the request on as `/REST`, with `request-options` that ask for 1 ms first-byte and between-bytes timeouts |
 //! | `/mw/upper/REST` | passes the request on as `/REST`, and streams the answer's body back in upper case (no `content-length`), from a task that outlives `handle`, as a compressing middleware would |
 //! | `/mw/twice` | calls the next handler for `/` twice at once; answers each outcome |
 //! | `/mw/late` | answers `early` at once, then 300 ms later calls the next handler for `/` and prints `late call: STATUS\|error` to stderr |
@@ -22,7 +23,7 @@
     reason = "the bindings wit-bindgen generates export functions by name"
 )]
 
-use wasip3::http::types::{ErrorCode, Fields, Request, Response};
+use wasip3::http::types::{ErrorCode, Fields, Request, RequestOptions, Response};
 use wasip3::wit_future;
 
 wasip3::wit_bindgen::generate!({
@@ -93,7 +94,17 @@ impl exports::wasi::http::handler::Guest for Middleware {
                 .set_path_with_query(Some(&format!("/{rest}")))
                 .map_err(|()| ErrorCode::InternalError(Some("bad rewrite".into())))?;
         }
-        let request = with_header(request, b"x-middleware-in");
+        let mut options = None;
+        if let Some(rest) = target.strip_prefix("/mw/hurry/") {
+            request
+                .set_path_with_query(Some(&format!("/{rest}")))
+                .map_err(|()| ErrorCode::InternalError(Some("bad rewrite".into())))?;
+            let hurried = RequestOptions::new();
+            let _ = hurried.set_first_byte_timeout(Some(1_000_000));
+            let _ = hurried.set_between_bytes_timeout(Some(1_000_000));
+            options = Some(hurried);
+        }
+        let request = with_header(request, b"x-middleware-in", options);
         let response = wasi::http::handler::handle(request).await?;
         Ok(response_with_header(response, b"x-middleware"))
     }
@@ -140,13 +151,14 @@ async fn twice(request: &Request) -> Response {
     )
 }
 
-/// `request`, with `name: p3-middleware` added to its (immutable) headers.
-fn with_header(request: Request, name: &[u8]) -> Request {
+/// `request`, with `name: p3-middleware` added to its (immutable) headers,
+/// and `options` if given.
+fn with_header(request: Request, name: &[u8], options: Option<RequestOptions>) -> Request {
     let headers = request.get_headers().clone();
     let _ = headers.append(&String::from_utf8_lossy(name), NAME);
     let (method, target) = (request.get_method(), request.get_path_with_query());
     let (scheme, authority) = (request.get_scheme(), request.get_authority());
-    let options = request.get_options();
+    let options = options.or_else(|| request.get_options());
     let (_, done) = wit_future::new(|| Ok(()));
     let (body, trailers) = Request::consume_body(request, done);
     let (new, _sent) = Request::new(headers, Some(body), trailers, options);
