@@ -35,6 +35,7 @@ use crate::wasm::store::{Host, StoreSettings};
 use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
@@ -80,6 +81,9 @@ impl Current {
 
 /// The prepared build: everything a request needs, shared by all of them.
 pub(crate) struct Build {
+    /// Which build of this process it is (1, 2, ...): dev mode tells
+    /// open tabs by it whether their page is of the build in use.
+    pub(crate) serial: u64,
     pub(crate) engine: Engine,
     /// What kind of app it is.
     pub(crate) kind: AppKind,
@@ -251,7 +255,9 @@ impl Build {
             ),
             None => None,
         };
+        static BUILDS: AtomicU64 = AtomicU64::new(0);
         let mut build = Self {
+            serial: BUILDS.fetch_add(1, Ordering::Relaxed) + 1,
             engine,
             kind,
             renderer,

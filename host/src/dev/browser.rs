@@ -1,9 +1,11 @@
 //! Dev mode in the browser, as a layer of the request pipeline (below
 //! compression, above the response cache, so that every HTML page gets the
 //! script, cached or not, before it is compressed): a small script in every
-//! HTML page that listens on [`EVENTS_PATH`] (server-sent events) and
-//! reloads the tab after a new build is swapped in, and the page that shows
-//! a failed build's output. None of it exists outside dev mode.
+//! HTML page, which names what the page was served with and listens on
+//! [`EVENTS_PATH`] (server-sent events), and reloads the tab when the
+//! stream names something else (a build swapped in, a build that failed or
+//! was fixed, another server); and the page that shows a failed build's
+//! output. None of it exists outside dev mode.
 
 use super::Dev;
 use crate::body::{Body, RequestBody, ResponseFuture, full};
@@ -58,18 +60,21 @@ layer! {
             let events = events(dev);
             return Box::pin(async move { Ok(events) });
         }
+        // The page's name: the build that answers it (chosen as the request
+        // came in), and the builds finished so far, read before the error
+        // page is: a page that changes meanwhile is named as stale, and its
+        // tab reloads once more.
+        let serial = crate::build::Build::carried_by(&request).map_or(0, |build| build.serial);
+        let name = dev.page_name(serial, dev.outcomes());
         if let Some(output) = dev.build_error()
             && wants_page(request.method(), request.headers())
         {
-            let page = build_error_page(&output, &dev.build());
+            let page = build_error_page(&output, &name);
             return Box::pin(async move { Ok(page) });
         }
         let method = request.method().clone();
-        // Named before it answers: should a build be swapped in meanwhile,
-        // the tab reloads once more rather than keep a page of the old one.
-        let build = dev.build();
         let answer: ResponseFuture = Box::pin(this.inner.call(request));
-        Box::pin(async move { Ok(add_reload_script(&method, answer.await?, &build).await) })
+        Box::pin(async move { Ok(add_reload_script(&method, answer.await?, &name).await) })
     }
 }
 
@@ -140,8 +145,8 @@ fn forbidden() -> Response<Body> {
     response
 }
 
-/// The event stream: `event: build` with the build in use as it connects,
-/// and again after each swap or failed build.
+/// The event stream: `event: build` with what tabs should show as it
+/// connects, and again after each swap and each finished build.
 fn events(dev: &Dev) -> Response<Body> {
     let (now, later) = dev.subscribe();
     let build = |name: &str| Bytes::from(format!("event: build\ndata: {name}\n\n"));
@@ -243,7 +248,13 @@ async fn add_reload_script(
     with_script.extend_from_slice(script.as_bytes());
     with_script.extend_from_slice(&page[at..]);
     parts.headers.remove(header::CONTENT_LENGTH);
+    // The page names its build, so it is never revalidated into a copy
+    // that names an older one (the tab would reload it forever).
     parts.headers.remove(header::ETAG);
+    parts.headers.remove(header::LAST_MODIFIED);
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // A cache hit's body is no longer the one its encoded forms are of.
     parts.extensions.remove::<Reusable>();
     Response::from_parts(parts, full(with_script.freeze()))

@@ -19,22 +19,32 @@ use crate::build::{Build, Current, Options, Resolved};
 use crate::config::ConfigError;
 use arc_swap::ArcSwapOption;
 use command::BuildCommand;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use wasmtime::Result;
 
-/// Dev mode's state: the build open tabs should show, and the output of
-/// the last build if it failed.
+/// Dev mode's state: what open tabs should show, and the output of the
+/// last build if it failed.
 pub(crate) struct Dev {
-    /// This server's builds, each named `{started}.{count}`: a page names
-    /// the build it was served with, and reloads when the event stream
-    /// names another (a later build, or another server after a restart).
+    /// When this server started: it names its builds anew, so the tabs of
+    /// an earlier server reload too.
     started: u128,
-    builds: AtomicU64,
+    /// What the event stream names; changed and announced under the lock,
+    /// so that a stream that connects misses nothing.
+    shown: Mutex<Shown>,
     events: broadcast::Sender<String>,
     build_error: ArcSwapOption<String>,
+}
+
+/// What a tab should show: the build in use ([`Build::serial`]), and how
+/// many builds have finished, failed or not (a failed build's page comes
+/// and goes with them). A page names what it was served with; the tab
+/// reloads when the event stream names something else.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shown {
+    serial: u64,
+    outcomes: u64,
 }
 
 impl Dev {
@@ -44,7 +54,7 @@ impl Dev {
             .map_or(0, |since| since.as_millis());
         Arc::new(Self {
             started,
-            builds: AtomicU64::new(0),
+            shown: Mutex::default(),
             events: broadcast::channel(16).0,
             build_error: ArcSwapOption::empty(),
         })
@@ -75,7 +85,10 @@ impl Dev {
             self.build_error.store(Some(Arc::new(output)));
         }
         let watched = resolved.clone();
-        current.swap_in(Build::new(resolved, shared).await?);
+        let build = Build::new(resolved, shared).await?;
+        let serial = build.serial;
+        current.swap_in(build);
+        self.swapped_in(serial);
         reload::watch(
             &watched,
             reload::Reloader {
@@ -91,22 +104,42 @@ impl Dev {
         Ok(())
     }
 
-    /// The build in use now, and each one after it as it comes (one per
-    /// swap or failed build).
+    /// What the event stream names now, and each change after it.
     fn subscribe(&self) -> (String, broadcast::Receiver<String>) {
-        let later = self.events.subscribe();
-        (self.build(), later)
+        let shown = self.shown();
+        (self.name(*shown), self.events.subscribe())
     }
 
-    /// The name of the build in use.
-    fn build(&self) -> String {
-        format!("{}.{}", self.started, self.builds.load(Ordering::SeqCst))
+    /// How many builds have finished: read before anything else a page
+    /// depends on, so that a page that changes meanwhile is named as stale.
+    fn outcomes(&self) -> u64 {
+        self.shown().outcomes
     }
 
-    /// A new build is in use (or failed): tell open tabs to reload.
-    fn reload(&self) {
-        self.builds.fetch_add(1, Ordering::SeqCst);
-        let _ = self.events.send(self.build());
+    /// The name of a page of build `serial`, served after `outcomes` builds
+    /// finished.
+    fn page_name(&self, serial: u64, outcomes: u64) -> String {
+        self.name(Shown { serial, outcomes })
+    }
+
+    fn name(&self, shown: Shown) -> String {
+        format!("{}.{}.{}", self.started, shown.serial, shown.outcomes)
+    }
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.shown.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Change what tabs should show, and tell them.
+    fn show(&self, change: impl FnOnce(&mut Shown)) {
+        let mut shown = self.shown();
+        change(&mut shown);
+        let _ = self.events.send(self.name(*shown));
+    }
+
+    /// Build `serial` is in use now.
+    fn swapped_in(&self, serial: u64) {
+        self.show(|shown| shown.serial = serial);
     }
 
     /// The output of the last build, if it failed.
@@ -121,13 +154,13 @@ impl Dev {
                 // The new component's swap reloads the tabs; a build that
                 // changed nothing still takes the error page away.
                 if self.build_error.swap(None).is_some() {
-                    self.reload();
+                    self.show(|shown| shown.outcomes += 1);
                 }
             }
             Err(output) => {
                 tracing::error!("the build failed; still serving the last good build");
                 self.build_error.store(Some(Arc::new(output)));
-                self.reload();
+                self.show(|shown| shown.outcomes += 1);
             }
         }
     }

@@ -64,8 +64,9 @@ impl Reloader {
         match reloaded.await {
             Ok(build) => {
                 let app = build.resolved.app.display().to_string();
+                let serial = build.serial;
                 current.swap_in(build);
-                dev.reload();
+                dev.swapped_in(serial);
                 tracing::info!("reloaded `{app}`");
             }
             Err(error) => {

@@ -51,9 +51,10 @@ pub(crate) fn compile(
     }
     // A large component takes a while (a minute or more for some
     // toolchains' output): say what the wait is for.
-    match &cache {
-        Some(_) => tracing::info!("compiling {what} (once: later starts load it from the cache)"),
-        None => tracing::info!("compiling {what}"),
+    if cache.is_some() {
+        tracing::info!("compiling {what} (stored in the compile cache for later starts)");
+    } else {
+        tracing::info!("compiling {what}");
     }
     let started = std::time::Instant::now();
     let component = Component::from_binary(engine, bytes)

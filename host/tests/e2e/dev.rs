@@ -128,9 +128,14 @@ fn build_and_watch_flags_rebuild_and_a_failed_build_shows_on_page_loads_only() {
     // later build, and so reloads.
     std::fs::remove_file(dir.path().join("src/broken")).unwrap();
     until("the page back", || page_load(&server, "/a").status == 200);
+    until("the rebuilt component swapped in", || {
+        server.printed("reloaded `")
+    });
     let now = build_announced(&server);
     assert_ne!(now, first);
-    assert_eq!(build_of(&page_load(&server, "/a").text()), now);
+    until("pages named as the stream names them", || {
+        build_of(&page_load(&server, "/a").text()) == build_announced(&server)
+    });
     // A change outside the watched globs builds nothing.
     let builds = server.output().matches("INFO building:").count();
     std::fs::write(dir.path().join("notes.txt"), "unwatched").unwrap();
