@@ -64,8 +64,8 @@ layer! {
         // came in), and the builds finished so far, read before the error
         // page is: a page that changes meanwhile is named as stale, and its
         // tab reloads once more.
-        let serial = crate::build::Build::carried_by(&request).map_or(0, |build| build.serial);
-        let name = dev.page_name(serial, dev.outcomes());
+        let serial = crate::build::Build::carried_by(&request).map(|build| build.serial);
+        let name = dev.page_name(serial);
         if let Some(output) = dev.build_error()
             && wants_page(request.method(), request.headers())
         {

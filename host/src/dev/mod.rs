@@ -110,16 +110,15 @@ impl Dev {
         (self.name(*shown), self.events.subscribe())
     }
 
-    /// How many builds have finished: read before anything else a page
+    /// The name of a page of build `serial` (the one in use if `None`),
+    /// with the builds finished so far: read before anything else the page
     /// depends on, so that a page that changes meanwhile is named as stale.
-    fn outcomes(&self) -> u64 {
-        self.shown().outcomes
-    }
-
-    /// The name of a page of build `serial`, served after `outcomes` builds
-    /// finished.
-    fn page_name(&self, serial: u64, outcomes: u64) -> String {
-        self.name(Shown { serial, outcomes })
+    fn page_name(&self, serial: Option<u64>) -> String {
+        let shown = *self.shown();
+        self.name(Shown {
+            serial: serial.unwrap_or(shown.serial),
+            outcomes: shown.outcomes,
+        })
     }
 
     fn name(&self, shown: Shown) -> String {
