@@ -132,8 +132,17 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no {locator:?} on the page: {error}"))
     }
 
+    /// The `css` element's text, waiting for it to appear; an element that
+    /// goes stale before it is read (the page changed) is looked up again.
     async fn text(&self, css: &str) -> String {
-        self.element(Locator::Css(css)).await.text().await.unwrap()
+        let started = Instant::now();
+        loop {
+            match self.element(Locator::Css(css)).await.text().await {
+                Ok(text) => return text,
+                Err(error) => assert!(started.elapsed() < WAIT, "could not read `{css}`: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn click(&self, locator: Locator<'_>) {
