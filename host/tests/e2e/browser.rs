@@ -132,17 +132,9 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no {locator:?} on the page: {error}"))
     }
 
-    /// The `css` element's text, waiting for it to appear; an element that
-    /// goes stale before it is read (the page changed) is looked up again.
+    /// The `css` element's text, waiting for it to appear.
     async fn text(&self, css: &str) -> String {
-        let started = Instant::now();
-        loop {
-            match self.element(Locator::Css(css)).await.text().await {
-                Ok(text) => return text,
-                Err(error) => assert!(started.elapsed() < WAIT, "could not read `{css}`: {error}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.text_where(css, WAIT, "any text", |_| true).await
     }
 
     async fn click(&self, locator: Locator<'_>) {
@@ -162,41 +154,44 @@ impl Browser {
         }
     }
 
-    /// Wait until the `css` element's text contains `expected` (the page may
-    /// reload meanwhile).
+    /// Wait until the `css` element's text contains `expected`.
     async fn wait_for_text(&self, css: &str, expected: &str, within: Duration) {
-        let started = Instant::now();
-        loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await
-                && let Ok(text) = element.text().await
-                && text.contains(expected)
-            {
-                return;
-            }
-            assert!(
-                started.elapsed() < within,
-                "`{css}` never showed {expected:?}; the page has: {}",
-                self.client.source().await.unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let what = format!("{expected:?}");
+        self.text_where(css, within, &what, |text| text.contains(expected))
+            .await;
     }
 
-    /// Wait until the `css` element's text is no longer `before` (the page
-    /// reloads meanwhile, so the element may vanish or go stale in between).
+    /// Wait until the `css` element's text is no longer `before`.
     async fn wait_for_text_other_than(&self, css: &str, before: &str, within: Duration) {
+        let what = format!("anything but {before:?}");
+        self.text_where(css, within, &what, |text| {
+            !text.is_empty() && text != before
+        })
+        .await;
+    }
+
+    /// The `css` element's text once `accept` takes it (`what` says what
+    /// for a failure). The page may change or reload meanwhile: an element
+    /// missing or gone stale is looked up again.
+    async fn text_where(
+        &self,
+        css: &str,
+        within: Duration,
+        what: &str,
+        accept: impl Fn(&str) -> bool,
+    ) -> String {
         let started = Instant::now();
         loop {
             if let Ok(element) = self.client.find(Locator::Css(css)).await
                 && let Ok(text) = element.text().await
-                && !text.is_empty()
-                && text != before
+                && accept(&text)
             {
-                return;
+                return text;
             }
             assert!(
                 started.elapsed() < within,
-                "`{css}` still shows {before:?} after {within:?}"
+                "`{css}` never showed {what} within {within:?}; the page has: {}",
+                self.client.source().await.unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
